@@ -1,0 +1,137 @@
+/**
+ * The RPC contract shared by the server and its clients.
+ *
+ * @since 0.1.0
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
+import { ConfigPatch } from "./BatchConfig.js"
+import { BatchEvent } from "./BatchEvent.js"
+import { Tag as StateTag } from "./BatchState.js"
+import {
+  BatchNotFound,
+  InvalidBatchConfig,
+  InvalidItems,
+  InvalidTransition,
+  LimitExceeded,
+  Unauthorized,
+  VersionConflict,
+  WorkflowNotFound
+} from "./Errors.js"
+import { BatchId, IdempotencyKey, ItemKey, Note, Sequence, TenantId, WorkflowName } from "./Ids.js"
+import { Tag as ItemTag } from "./ItemState.js"
+import { BatchView, ItemResult, ItemView, Page, Progress, RedrivePlan } from "./Views.js"
+
+/**
+ * The caller of a request: its tenant, and a name shown as the actor of its commands.
+ *
+ * @since 0.1.0
+ */
+export class CurrentTenant extends Context.Tag("@effect-batch/CurrentTenant")<CurrentTenant, {
+  readonly tenant: TenantId
+  readonly actor: string
+}>() {}
+
+/**
+ * Bearer-token authentication: every RPC runs with its caller's `CurrentTenant`.
+ *
+ * @since 0.1.0
+ */
+export class Authentication extends RpcMiddleware.Tag<Authentication>()("@effect-batch/Authentication", {
+  provides: CurrentTenant,
+  failure: Unauthorized
+}) {}
+
+/**
+ * The most items one `CreateBatch` call may carry.
+ *
+ * @since 0.1.0
+ */
+export const maxItemsPerRequest = 100_000
+
+/**
+ * One item of a new batch: its key and its input (decoded by the workflow's input schema).
+ *
+ * @since 0.1.0
+ */
+export class NewItem extends Schema.Class<NewItem>("NewItem")({
+  key: ItemKey,
+  input: Schema.Unknown
+}) {}
+
+const Limit = Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 100, exact: true })
+const Cursor = Schema.optionalWith(Schema.String.pipe(Schema.maxLength(1024)), { exact: true })
+const ById = { batchId: BatchId }
+const Command = { ...ById, note: Schema.optionalWith(Note, { default: () => "", exact: true }) }
+const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict)
+
+/**
+ * Every RPC of effect-batch.
+ *
+ * @since 0.1.0
+ */
+export class BatchRpcs extends RpcGroup.make(
+  Rpc.make("CreateBatch", {
+    payload: Schema.Struct({
+      workflow: WorkflowName,
+      items: Schema.Array(NewItem).pipe(Schema.maxItems(maxItemsPerRequest)),
+      /** the encoded `BatchConfig`; decoded by the server so that a bad field is an `InvalidBatchConfig` */
+      config: Schema.optionalWith(Schema.Unknown, { exact: true }),
+      idempotencyKey: Schema.optionalWith(IdempotencyKey, { exact: true })
+    }),
+    success: BatchView,
+    error: Schema.Union(InvalidItems, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
+  }),
+  Rpc.make("GetBatch", { payload: Schema.Struct(ById), success: BatchView, error: BatchNotFound }),
+  Rpc.make("ListBatches", {
+    payload: Schema.Struct({ state: Schema.optionalWith(StateTag, { exact: true }), limit: Limit, cursor: Cursor }),
+    success: Page(BatchView)
+  }),
+  Rpc.make("ListItems", {
+    payload: Schema.Struct({
+      ...ById,
+      state: Schema.optionalWith(ItemTag, { exact: true }),
+      limit: Limit,
+      cursor: Cursor
+    }),
+    success: Page(ItemView),
+    error: BatchNotFound
+  }),
+  Rpc.make("GetProgress", { payload: Schema.Struct(ById), success: Progress, error: BatchNotFound }),
+  Rpc.make("GetResults", { payload: Schema.Struct(ById), success: ItemResult, error: BatchNotFound, stream: true }),
+  Rpc.make("StreamProgress", {
+    payload: Schema.Struct({ ...ById, after: Schema.optionalWith(Sequence, { default: () => 0, exact: true }) }),
+    success: BatchEvent,
+    error: BatchNotFound,
+    stream: true
+  }),
+  Rpc.make("Pause", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
+  Rpc.make("Resume", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
+  Rpc.make("Cancel", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
+  Rpc.make("Approve", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
+  Rpc.make("Reject", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
+  Rpc.make("RetryFailed", {
+    payload: Schema.Struct({
+      ...ById,
+      dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true })
+    }),
+    success: RedrivePlan,
+    error: CommandErrors
+  }),
+  Rpc.make("ReleaseQuarantined", {
+    payload: Schema.Struct({
+      ...ById,
+      itemKeys: Schema.optionalWith(Schema.Array(ItemKey).pipe(Schema.maxItems(10_000)), { exact: true })
+    }),
+    success: Schema.Struct({ released: Schema.NonNegativeInt }),
+    error: CommandErrors
+  }),
+  Rpc.make("UpdateConfig", {
+    payload: Schema.Struct({ ...ById, patch: ConfigPatch }),
+    success: BatchView,
+    error: CommandErrors
+  })
+).middleware(Authentication) {}

@@ -1,0 +1,104 @@
+/**
+ * What clients read: batches, items, results and progress.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+import { BatchConfig } from "./BatchConfig.js"
+import { BatchState } from "./BatchState.js"
+import { BatchId, ItemKey, Sequence, WorkflowName } from "./Ids.js"
+import { ItemCounts } from "./ItemCounts.js"
+import { ItemError } from "./ItemError.js"
+import { ItemState, Tag as ItemTag } from "./ItemState.js"
+
+/**
+ * A batch as clients see it.
+ *
+ * @since 0.1.0
+ */
+export class BatchView extends Schema.Class<BatchView>("BatchView")({
+  id: BatchId,
+  workflow: WorkflowName,
+  state: BatchState,
+  config: BatchConfig,
+  counts: ItemCounts,
+  version: Schema.NonNegativeInt,
+  lastSeq: Sequence,
+  createdAt: Schema.DateTimeUtc,
+  updatedAt: Schema.DateTimeUtc
+}) {}
+
+/**
+ * One item as clients see it.
+ *
+ * @since 0.1.0
+ */
+export class ItemView extends Schema.Class<ItemView>("ItemView")({
+  key: ItemKey,
+  ordinal: Schema.NonNegativeInt,
+  round: Schema.NonNegativeInt,
+  state: ItemState,
+  durationMs: Schema.optionalWith(Schema.NonNegative, { exact: true })
+}) {}
+
+/**
+ * The final result of one item, streamed in key order.
+ *
+ * @since 0.1.0
+ */
+export class ItemResult extends Schema.Class<ItemResult>("ItemResult")({
+  key: ItemKey,
+  state: ItemTag,
+  output: Schema.optionalWith(Schema.Unknown, { exact: true }),
+  error: Schema.optionalWith(ItemError, { exact: true })
+}) {}
+
+/**
+ * A page of a listing; pass `nextCursor` back to get the next one.
+ *
+ * @since 0.1.0
+ */
+export const Page = <A, I, R>(item: Schema.Schema<A, I, R>) =>
+  Schema.Struct({
+    items: Schema.Array(item),
+    nextCursor: Schema.optionalWith(Schema.String, { exact: true })
+  })
+
+/**
+ * A recent error of a batch.
+ *
+ * @since 0.1.0
+ */
+export class RecentError extends Schema.Class<RecentError>("RecentError")({
+  itemKey: ItemKey,
+  attempt: Schema.NonNegativeInt,
+  error: ItemError,
+  at: Schema.DateTimeUtc
+}) {}
+
+/**
+ * A progress snapshot: counts, throughput over a recent window, ETA, item durations, latest errors.
+ *
+ * @since 0.1.0
+ */
+export class Progress extends Schema.Class<Progress>("Progress")({
+  batchId: BatchId,
+  state: BatchState,
+  counts: ItemCounts,
+  itemsPerSecond: Schema.NonNegative,
+  etaSeconds: Schema.optionalWith(Schema.NonNegative, { exact: true }),
+  p50Ms: Schema.optionalWith(Schema.NonNegative, { exact: true }),
+  p95Ms: Schema.optionalWith(Schema.NonNegative, { exact: true }),
+  latestErrors: Schema.Array(RecentError)
+}) {}
+
+/**
+ * What a redrive re-queues (or would, for a dry run).
+ *
+ * @since 0.1.0
+ */
+export class RedrivePlan extends Schema.Class<RedrivePlan>("RedrivePlan")({
+  dryRun: Schema.Boolean,
+  count: Schema.NonNegativeInt,
+  items: Schema.Array(ItemKey)
+}) {}
