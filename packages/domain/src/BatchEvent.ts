@@ -19,6 +19,8 @@ const common = {
 }
 const Attempt = Schema.NonNegativeInt
 const Round = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+// a JSON number: JSON cannot carry Infinity or NaN (`JSON.stringify` writes them as null)
+const Measure = Schema.JsonNumber.pipe(Schema.nonNegative())
 
 /** @since 0.1.0 */
 export const BatchCreated = Schema.TaggedStruct("BatchCreated", {
@@ -70,7 +72,7 @@ export const ItemSucceeded = Schema.TaggedStruct("ItemSucceeded", {
   ...common,
   itemKey: ItemKey,
   attempt: Attempt,
-  durationMs: Schema.NonNegative
+  durationMs: Measure
 })
 /** @since 0.1.0 */
 export const ItemFailed = Schema.TaggedStruct("ItemFailed", {
@@ -127,8 +129,8 @@ export const Throttled = Schema.TaggedStruct("Throttled", {
 export const ProgressSnapshot = Schema.TaggedStruct("ProgressSnapshot", {
   ...common,
   counts: ItemCounts,
-  itemsPerSecond: Schema.NonNegative,
-  etaSeconds: Schema.optionalWith(Schema.NonNegative, { exact: true })
+  itemsPerSecond: Measure,
+  etaSeconds: Schema.optionalWith(Measure, { exact: true })
 })
 
 /**

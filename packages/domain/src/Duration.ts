@@ -33,15 +33,30 @@ export const format = (duration: Duration.Duration): string => {
   return `${millis} millis`
 }
 
+// Only whole, safe-integer milliseconds survive `format`: an infinite or sub-millisecond duration
+// would encode to a string that does not decode back (or decodes to another duration).
+const WholeMillis = Schema.DurationFromSelf.pipe(
+  Schema.filter((d) => {
+    const millis = Duration.toMillis(d)
+    return (Number.isSafeInteger(millis) && millis >= 0) ||
+      "expected a finite, non-negative duration in whole milliseconds"
+  }, {
+    arbitrary: () => (fc) =>
+      fc.oneof(fc.nat(), fc.nat({ max: 100_000 }).map((n) => n * 1_000)).map((n) => Duration.millis(n))
+  })
+)
+
 /**
- * A finite, non-negative duration encoded as a readable string such as `"30 seconds"`.
+ * A finite, non-negative duration in whole milliseconds, encoded as a readable string such as
+ * `"30 seconds"`.
  *
  * @since 0.1.0
  */
-export const DurationString = Schema.transformOrFail(Schema.String, Schema.DurationFromSelf, {
+export const DurationString = Schema.transformOrFail(Schema.String, WholeMillis, {
   strict: true,
   decode: (s, _, ast) =>
-    Option.match(Duration.decodeUnknown(s.trim()), {
+    // `Duration` clamps a negative input to zero: reject the sign before parsing
+    Option.match(s.trim().startsWith("-") ? Option.none() : Duration.decodeUnknown(s.trim()), {
       onNone: () =>
         ParseResult.fail(
           new ParseResult.Type(

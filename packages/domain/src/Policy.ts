@@ -221,3 +221,33 @@ export const aimdOnSuccess = (state: Aimd, max: number): Aimd => {
   const successes = state.successes + 1
   return successes >= state.limit ? { limit: state.limit + 1, successes: 0 } : { limit: state.limit, successes }
 }
+
+/**
+ * The batch's counters right after a group of outcomes was committed.
+ *
+ * @since 0.1.0
+ */
+export interface Committed {
+  readonly failed: number
+  readonly settled: number
+  readonly consecutiveFailures: number
+}
+
+/**
+ * What the batch does after a commit, decided on the committed (exact) counters: exceed the error
+ * budget, or trip the circuit breaker, or go on. Abort-all is decided per item by `onFailure`.
+ *
+ * @since 0.1.0
+ */
+export const afterCommit = (config: BatchConfig, committed: Committed): BatchAction => {
+  if (budgetExceeded(config, committed.failed, committed.settled)) {
+    return BatchAction.ExceedBudget({ failed: committed.failed, settled: committed.settled })
+  }
+  if (
+    config.pauseAfterConsecutiveFailures !== undefined &&
+    committed.consecutiveFailures >= config.pauseAfterConsecutiveFailures
+  ) {
+    return BatchAction.AutoPause({ consecutiveFailures: committed.consecutiveFailures })
+  }
+  return BatchAction.Continue()
+}

@@ -11,6 +11,9 @@ import { ItemCounts } from "./ItemCounts.js"
 import { ItemError } from "./ItemError.js"
 import { ItemState, Tag as ItemTag } from "./ItemState.js"
 
+// a JSON number: JSON cannot carry Infinity or NaN (`JSON.stringify` writes them as null)
+const Measure = Schema.JsonNumber.pipe(Schema.nonNegative())
+
 /**
  * A batch as clients see it.
  *
@@ -38,7 +41,7 @@ export class ItemView extends Schema.Class<ItemView>("ItemView")({
   ordinal: Schema.NonNegativeInt,
   round: Schema.NonNegativeInt,
   state: ItemState,
-  durationMs: Schema.optionalWith(Schema.NonNegative, { exact: true })
+  durationMs: Schema.optionalWith(Measure, { exact: true })
 }) {}
 
 /**
@@ -85,10 +88,10 @@ export class Progress extends Schema.Class<Progress>("Progress")({
   batchId: BatchId,
   state: BatchState,
   counts: ItemCounts,
-  itemsPerSecond: Schema.NonNegative,
-  etaSeconds: Schema.optionalWith(Schema.NonNegative, { exact: true }),
-  p50Ms: Schema.optionalWith(Schema.NonNegative, { exact: true }),
-  p95Ms: Schema.optionalWith(Schema.NonNegative, { exact: true }),
+  itemsPerSecond: Measure,
+  etaSeconds: Schema.optionalWith(Measure, { exact: true }),
+  p50Ms: Schema.optionalWith(Measure, { exact: true }),
+  p95Ms: Schema.optionalWith(Measure, { exact: true }),
   latestErrors: Schema.Array(RecentError)
 }) {}
 
