@@ -1,0 +1,153 @@
+/**
+ * Live batch events for any number of subscribers, across processes.
+ *
+ * Committed events are announced as hints ("batch X has events up to sequence N") on a local
+ * `PubSub` and, for other processes, with `pg_notify`. One tailer per followed batch and process
+ * reads the new rows from the event log and fans them out on a sliding `PubSub`, so a slow subscriber
+ * never slows the orchestrator or the other subscribers: when it falls behind, it refills the gap from
+ * the event log. Notifications are hints only; tailers also poll.
+ *
+ * @since 0.1.0
+ */
+import { BatchEvent } from "@effect-batch/domain"
+import type { Ids } from "@effect-batch/domain"
+import { EventLog } from "@effect-batch/tables/EventLog"
+import { Notifier } from "@effect-batch/tables/Notifier"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as RcMap from "effect/RcMap"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+
+/**
+ * The notification channel shared by every process.
+ *
+ * @since 0.1.0
+ */
+export const channel = "effect_batch_events"
+
+interface Hint {
+  readonly batchId: string
+  readonly seq: number
+}
+
+const parseHint = (payload: string): Option.Option<Hint> => {
+  const i = payload.lastIndexOf(":")
+  const seq = Number(payload.slice(i + 1))
+  return i > 0 && Number.isSafeInteger(seq) ? Option.some({ batchId: payload.slice(0, i), seq }) : Option.none()
+}
+
+/**
+ * Tuning of the event fan-out.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** how often a tailer reads the log when no hint arrives */
+  readonly pollInterval: Duration.DurationInput
+  /** events buffered per subscriber before it has to refill from the log */
+  readonly subscriberBuffer: number
+}
+
+/**
+ * Live batch events.
+ *
+ * @since 0.1.0
+ */
+export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/BatchEvents", {
+  scoped: Effect.gen(function*() {
+    const log = yield* EventLog
+    const notifier = yield* Notifier
+    const options: Options = { pollInterval: "1 second", subscriberBuffer: 1_024 }
+    const hints = yield* PubSub.sliding<Hint>(4_096)
+
+    yield* notifier.listen(channel).pipe(
+      Stream.filterMap(parseHint),
+      Stream.runForEach((hint) => PubSub.publish(hints, hint)),
+      Effect.tapErrorCause((cause) => Effect.logWarning("event notifications lost; polling meanwhile", cause)),
+      Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("10 seconds")))),
+      Effect.forkScoped
+    )
+
+    const tailers = yield* RcMap.make({
+      idleTimeToLive: "5 seconds",
+      lookup: (batchId: Ids.BatchId) =>
+        Effect.gen(function*() {
+          const out = yield* PubSub.sliding<BatchEvent.BatchEvent>(options.subscriberBuffer)
+          const start = Option.getOrElse(yield* log.lastSeq(batchId), () => 0)
+          const last = yield* Ref.make(start)
+          const wake = yield* PubSub.subscribe(hints)
+          const readNew = Ref.get(last).pipe(
+            Effect.flatMap((after) =>
+              log.stream(batchId, after).pipe(
+                Stream.runForEach((event) => Ref.set(last, event.seq).pipe(Effect.zipRight(PubSub.publish(out, event))))
+              )
+            )
+          )
+          const waitForNews = Effect.raceFirst(
+            Queue.take(wake).pipe(
+              Effect.repeat({ until: (hint) => hint.batchId === batchId }),
+              Effect.zipLeft(Queue.takeAll(wake))
+            ),
+            Effect.sleep(options.pollInterval)
+          )
+          yield* readNew.pipe(
+            Effect.zipRight(waitForNews),
+            Effect.forever,
+            Effect.tapErrorCause((cause) => Effect.logWarning("event tailer failed; restarting", cause)),
+            Effect.retry(Schedule.spaced("1 second")),
+            Effect.forkScoped
+          )
+          return { out, start }
+        })
+    })
+
+    /** Announces that a batch has committed events up to `seq` (to this process and the others). */
+    const committed = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
+      PubSub.publish(hints, { batchId, seq }).pipe(
+        Effect.zipRight(notifier.notify(channel, `${batchId}:${seq}`)),
+        Effect.catchAll((error) => Effect.logWarning("could not notify other processes; they will poll", error))
+      )
+
+    /**
+     * The events of a batch after sequence `after`: the replay from the log, then live, with no gap
+     * and no duplicate. Ends after the batch's latest terminal event.
+     */
+    const events = (batchId: Ids.BatchId, after: number): Stream.Stream<BatchEvent.BatchEvent, SqlError> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const tailer = yield* RcMap.get(tailers, batchId)
+        const live = yield* PubSub.subscribe(tailer.out)
+        const current = Option.getOrElse(yield* log.lastSeq(batchId), () => 0)
+        const last = yield* Ref.make(after)
+        const deliver = (event: BatchEvent.BatchEvent) => Ref.set(last, event.seq).pipe(Effect.as(event))
+        const fill = (upTo: number) =>
+          Stream.unwrap(Effect.map(Ref.get(last), (from) =>
+            log.stream(batchId, from).pipe(
+              Stream.takeWhile((e) => e.seq <= upTo),
+              Stream.mapEffect(deliver)
+            )))
+        const replay = fill(Math.max(current, after))
+        const liveEvents = Stream.fromQueue(live).pipe(
+          Stream.flatMap((event) =>
+            Stream.unwrap(Effect.map(Ref.get(last), (seen) =>
+              event.seq <= seen
+                ? Stream.empty
+                : event.seq === seen + 1
+                ? Stream.fromEffect(deliver(event))
+                : fill(event.seq)))
+          )
+        )
+        return Stream.concat(replay, liveEvents).pipe(
+          Stream.takeUntil((event) => BatchEvent.isTerminal(event) && event.seq >= current)
+        )
+      }))
+
+    return { committed, events } as const
+  }),
+  dependencies: [EventLog.Default]
+}) {}

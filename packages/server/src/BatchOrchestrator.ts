@@ -1,0 +1,477 @@
+/**
+ * The orchestrator: submit batches of items to typed workflows, follow them, command them.
+ *
+ * @since 0.1.0
+ */
+import { BatchCommand, BatchConfig, BatchEvent, BatchState, Errors, Transition, Views } from "@effect-batch/domain"
+import type { Ids } from "@effect-batch/domain"
+import { IdempotencyKey, ItemKey } from "@effect-batch/domain/Ids"
+import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
+import { toView } from "@effect-batch/tables/BatchRecord"
+import { BatchRepo } from "@effect-batch/tables/BatchRepo"
+import { ItemReader } from "@effect-batch/tables/ItemReader"
+import { ItemRepo } from "@effect-batch/tables/ItemRepo"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { BatchEvents } from "./BatchEvents.js"
+import { BatchStateMachine } from "./BatchStateMachine.js"
+import { progressOf, windowMs } from "./internal/Progress.js"
+import { Worker } from "./Worker.js"
+import type * as Workflow from "./Workflow.js"
+import { WorkflowRegistry } from "./WorkflowRegistry.js"
+
+/**
+ * Size limits enforced on submission.
+ *
+ * @since 0.1.0
+ */
+export interface Limits {
+  readonly maxItemsPerBatch: number
+  readonly maxBytesPerItem: number
+}
+
+/**
+ * The orchestrator's limits. Defaults: 1,000,000 items per batch, 256 KiB per item input.
+ *
+ * @since 0.1.0
+ */
+export class OrchestratorLimits extends Context.Reference<OrchestratorLimits>()("@effect-batch/OrchestratorLimits", {
+  defaultValue: (): Limits => ({ maxItemsPerBatch: 1_000_000, maxBytesPerItem: 256 * 1024 })
+}) {}
+
+/**
+ * Who submits or commands, and for which tenant.
+ *
+ * @since 0.1.0
+ */
+export interface Caller {
+  readonly tenant: Ids.TenantId
+  readonly actor?: string | undefined
+}
+
+/**
+ * Options of a submission.
+ *
+ * @since 0.1.0
+ */
+export interface SubmitOptions extends Caller {
+  /** submitting twice with the same key returns the same batch */
+  readonly idempotencyKey?: string | undefined
+}
+
+/**
+ * An item as submitted: its key and its encoded input (decoded by the workflow's input schema).
+ *
+ * @since 0.1.0
+ */
+export interface EncodedItem {
+  readonly key: string
+  readonly input: unknown
+}
+
+/** @since 0.1.0 */
+export type SubmitError =
+  | Errors.InvalidItems
+  | Errors.InvalidBatchConfig
+  | Errors.WorkflowNotFound
+  | Errors.LimitExceeded
+  | SqlError
+
+/** @since 0.1.0 */
+export type CommandError = Errors.BatchNotFound | Errors.InvalidTransition | Errors.VersionConflict | SqlError
+
+const maxNamedInvalid = 100
+
+const toStream = <A>(input: Iterable<A> | Stream.Stream<A>): Stream.Stream<A> =>
+  Symbol.iterator in input ? Stream.fromIterable(input) : input
+
+/**
+ * The orchestrator.
+ *
+ * @since 0.1.0
+ */
+export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestrator")<BatchOrchestrator, {
+  /** Validates every item (an invalid item rejects the whole batch; nothing is stored), stores and starts it. */
+  readonly submit: <I, IE, O, OE, E, EE, R>(
+    workflow: Workflow.Workflow<I, IE, O, OE, E, EE, R>,
+    items:
+      | Iterable<{ readonly key: string; readonly input: I }>
+      | Stream.Stream<{ readonly key: string; readonly input: I }>,
+    config: BatchConfig.BatchConfig | undefined,
+    options: SubmitOptions
+  ) => Effect.Effect<Views.BatchView, SubmitError>
+  /** Like `submit`, with a workflow name, encoded inputs and an encoded config (the RPC's path). */
+  readonly submitEncoded: (
+    workflow: Ids.WorkflowName,
+    items: Iterable<EncodedItem> | Stream.Stream<EncodedItem>,
+    config: unknown,
+    options: SubmitOptions
+  ) => Effect.Effect<Views.BatchView, SubmitError>
+  /** The batch, as clients see it. */
+  readonly get: (
+    caller: Caller,
+    batchId: Ids.BatchId
+  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | SqlError>
+  /** Waits until the batch settles (or waits for review) and returns it. */
+  readonly await: (
+    caller: Caller,
+    batchId: Ids.BatchId
+  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | SqlError>
+  readonly pause: (caller: Caller, batchId: Ids.BatchId, note?: string) => Effect.Effect<Views.BatchView, CommandError>
+  readonly resume: (caller: Caller, batchId: Ids.BatchId) => Effect.Effect<Views.BatchView, CommandError>
+  /** Stops the batch for good: in-flight attempts are interrupted, unsettled items are `Skipped`. */
+  readonly cancel: (caller: Caller, batchId: Ids.BatchId, note?: string) => Effect.Effect<Views.BatchView, CommandError>
+  readonly approve: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    note?: string
+  ) => Effect.Effect<Views.BatchView, CommandError>
+  readonly reject: (caller: Caller, batchId: Ids.BatchId, note?: string) => Effect.Effect<Views.BatchView, CommandError>
+  /** Re-queues the failed items of a settled batch (or, with `dryRun`, says which it would). */
+  readonly retryFailed: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    options: { readonly dryRun: boolean }
+  ) => Effect.Effect<Views.RedrivePlan, CommandError>
+  /** Releases quarantined items (all, or the given keys) back into the queue. */
+  readonly releaseQuarantined: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    keys?: ReadonlyArray<Ids.ItemKey>
+  ) => Effect.Effect<{ readonly released: number }, CommandError>
+  /** Changes concurrency, rate limits, error budget or breaker of a batch, also while it runs. */
+  readonly updateConfig: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    patch: BatchConfig.ConfigPatch
+  ) => Effect.Effect<Views.BatchView, CommandError>
+  /** The batch's events after `after`: the replay, then live, with no gap and no duplicate. */
+  readonly events: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    after: number
+  ) => Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | SqlError>
+  /** Every item's result in key order, streamed. */
+  readonly results: (
+    caller: Caller,
+    batchId: Ids.BatchId
+  ) => Stream.Stream<Views.ItemResult, Errors.BatchNotFound | SqlError>
+  /** Counts, throughput, ETA, item durations and the latest errors. */
+  readonly progress: (
+    caller: Caller,
+    batchId: Ids.BatchId
+  ) => Effect.Effect<Views.Progress, Errors.BatchNotFound | SqlError>
+  /** A page of the tenant's batches, newest first. */
+  readonly list: (caller: Caller, options: {
+    readonly state?: BatchState.Tag | undefined
+    readonly limit: number
+    readonly cursor?: string | undefined
+  }) => Effect.Effect<
+    { readonly items: ReadonlyArray<Views.BatchView>; readonly nextCursor?: string },
+    Errors.InvalidRequest | SqlError
+  >
+  /** A page of a batch's items in key order. */
+  readonly listItems: (caller: Caller, batchId: Ids.BatchId, options: {
+    readonly state?: import("@effect-batch/domain").ItemState.Tag | undefined
+    readonly limit: number
+    readonly cursor?: string | undefined
+  }) => Effect.Effect<
+    { readonly items: ReadonlyArray<Views.ItemView>; readonly nextCursor?: string },
+    Errors.BatchNotFound | SqlError
+  >
+}>() {}
+
+const decodeKey = Schema.decodeUnknown(ItemKey)
+const decodeIdempotencyKey = Schema.decodeUnknown(IdempotencyKey)
+const newBatchId = Schema.decodeSync(Views.BatchView.fields.id)
+
+const settledOrWaiting: ReadonlyArray<BatchState.Tag> = [
+  "AwaitingReview",
+  "Completed",
+  "Failed",
+  "Cancelled",
+  "Rejected"
+]
+const awaitedEvents: ReadonlyArray<BatchEvent.Tag> = [...BatchEvent.terminalTags, "ReviewRequested"]
+
+/**
+ * Builds the orchestrator from its repositories, the state machine, the event fan-out and the worker.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.gen(function*() {
+  const repo = yield* BatchRepo
+  const items = yield* ItemRepo
+  const reader = yield* ItemReader
+  const machine = yield* BatchStateMachine
+  const events = yield* BatchEvents
+  const worker = yield* Worker
+  const registry = yield* WorkflowRegistry
+  const limits = yield* OrchestratorLimits
+
+  const actorOf = (caller: Caller) => caller.actor ?? caller.tenant
+
+  const submitWith = (
+    runnable: Workflow.Runnable,
+    input: Iterable<EncodedItem> | Stream.Stream<EncodedItem>,
+    config: BatchConfig.BatchConfig,
+    options: SubmitOptions
+  ) =>
+    Effect.gen(function*() {
+      const idempotencyKey = options.idempotencyKey === undefined
+        ? Option.none()
+        : Option.some(
+          yield* decodeIdempotencyKey(options.idempotencyKey).pipe(
+            Effect.mapError(() =>
+              new Errors.InvalidItems({
+                items: [Errors.InvalidItem.make({ index: 0, reason: "invalid idempotency key" })],
+                count: 1
+              })
+            )
+          )
+        )
+      const invalid = yield* Ref.make<{ readonly count: number; readonly items: ReadonlyArray<Errors.InvalidItem> }>(
+        { count: 0, items: [] }
+      )
+      const validate = (item: EncodedItem, index: number) =>
+        Effect.gen(function*() {
+          if (index >= limits.maxItemsPerBatch) {
+            return yield* Effect.fail(
+              new Errors.LimitExceeded({ limit: "items per batch", max: limits.maxItemsPerBatch })
+            )
+          }
+          const reject = (reason: string, key?: string) =>
+            Ref.update(invalid, (state) => ({
+              count: state.count + 1,
+              items: state.items.length < maxNamedInvalid
+                ? [...state.items, Errors.InvalidItem.make({ index, reason, ...(key === undefined ? {} : { key }) })]
+                : state.items
+            })).pipe(Effect.as(Option.none()))
+          const key = yield* Effect.either(decodeKey(item.key))
+          if (key._tag === "Left") {
+            return yield* reject(`invalid key: ${ParseResult.TreeFormatter.formatErrorSync(key.left)}`)
+          }
+          const size = Buffer.byteLength(JSON.stringify(item.input ?? null))
+          if (size > limits.maxBytesPerItem) {
+            return yield* reject(`input is ${size} bytes, more than ${limits.maxBytesPerItem}`, key.right)
+          }
+          const normalized = yield* Effect.either(runnable.normalizeInput(item.input))
+          if (normalized._tag === "Left") return yield* reject(normalized.left, key.right)
+          return Option.some({ key: key.right, input: normalized.right })
+        })
+      const checked = toStream(input).pipe(
+        Stream.zipWithIndex,
+        Stream.mapEffect(([item, index]) => validate(item, index)),
+        Stream.filterMap((item) => item),
+        Stream.concat(
+          Stream.fromEffect(Ref.get(invalid)).pipe(
+            Stream.flatMap((state) => state.count > 0 ? Stream.fail(new Errors.InvalidItems(state)) : Stream.empty)
+          )
+        )
+      )
+      const now = yield* Clock.currentTimeMillis
+      const at = DateTime.unsafeMake(now)
+      const { created, record } = yield* repo.create({
+        id: newBatchId(crypto.randomUUID()),
+        tenant: options.tenant,
+        workflow: runnable.name,
+        idempotencyKey,
+        config,
+        state: new BatchState.Running({ since: at, round: 1 }),
+        items: checked,
+        events: (total) => [
+          { _tag: "BatchCreated", workflow: runnable.name, total, config },
+          { _tag: "BatchStarted", round: 1 }
+        ],
+        now
+      })
+      if (created) {
+        yield* events.committed(record.id, record.seq)
+        yield* worker.kick(record.id)
+      }
+      return toView(record)
+    }).pipe(Effect.withSpan("BatchOrchestrator.submit", { attributes: { workflow: runnable.name } }))
+
+  const runnableOf = (name: Ids.WorkflowName) =>
+    Option.match(registry.get(name), {
+      onNone: () => Effect.fail(new Errors.WorkflowNotFound({ workflow: name })),
+      onSome: Effect.succeed
+    })
+
+  const decodeConfig = (config: unknown) =>
+    BatchConfig.decode(config ?? {}).pipe(
+      Effect.mapError((e) => new Errors.InvalidBatchConfig({ message: ParseResult.TreeFormatter.formatErrorSync(e) }))
+    )
+
+  const command = (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    build: (record: BatchRecord, at: DateTime.Utc) => BatchCommand.BatchCommand,
+    during?: (record: BatchRecord, now: number) => Effect.Effect<void, SqlError>
+  ) =>
+    machine.execute({
+      tenant: caller.tenant,
+      batchId,
+      command: (record, at) => Effect.succeed(build(record, at)),
+      during: during === undefined ? undefined : (record, _, now) => during(record, now)
+    }).pipe(
+      Effect.tap(() => worker.kick(batchId)),
+      Effect.map(toView)
+    )
+
+  const get = (caller: Caller, batchId: Ids.BatchId) => Effect.map(repo.getOrFail(caller.tenant, batchId), toView)
+
+  const eventsOf = (caller: Caller, batchId: Ids.BatchId, after: number) =>
+    Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), events.events(batchId, after)))
+
+  const redrivePlan = (record: BatchRecord, dryRun: boolean) =>
+    Effect.map(
+      items.keysInState({ batchId: record.id, state: "failed", limit: 1_000 }),
+      ({ count, keys }) =>
+        Views.RedrivePlan.make({ dryRun, count, items: keys.map((k) => Schema.decodeSync(ItemKey)(k)) })
+    )
+
+  return BatchOrchestrator.of({
+    submit: (workflow, input, config, options) =>
+      Effect.gen(function*() {
+        const runnable = yield* runnableOf(workflow.name)
+        const encode = Schema.encode(workflow.input)
+        const source = toStream(input)
+        const encoded = source.pipe(
+          Stream.mapEffect((item) =>
+            encode(item.input).pipe(
+              Effect.map((encodedInput): EncodedItem => ({ key: item.key, input: encodedInput })),
+              Effect.orElseSucceed((): EncodedItem => ({ key: item.key, input: item.input }))
+            )
+          )
+        )
+        return yield* submitWith(runnable, encoded, config ?? BatchConfig.BatchConfig.make({}), options)
+      }),
+    submitEncoded: (workflow, input, config, options) =>
+      Effect.gen(function*() {
+        const runnable = yield* runnableOf(workflow)
+        const decoded = yield* decodeConfig(config)
+        return yield* submitWith(runnable, input, decoded, options)
+      }),
+    get,
+    await: (caller, batchId) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        if (settledOrWaiting.includes(record.state._tag)) return toView(record)
+        yield* events.events(batchId, record.seq).pipe(
+          Stream.filter((event) => awaitedEvents.includes(event._tag)),
+          Stream.take(1),
+          Stream.runDrain
+        )
+        return yield* get(caller, batchId)
+      }),
+    pause: (caller, batchId, note = "") =>
+      command(caller, batchId, (_, at) =>
+        new BatchCommand.Pause({
+          at,
+          reason: new BatchState.PausedByUser({ actor: actorOf(caller), note })
+        })),
+    resume: (caller, batchId) =>
+      command(caller, batchId, (_, at) => new BatchCommand.Resume({ at, actor: actorOf(caller) })),
+    cancel: (caller, batchId, note = "") =>
+      command(
+        caller,
+        batchId,
+        (_, at) => new BatchCommand.Cancel({ at, actor: actorOf(caller), note }),
+        (record, now) => Effect.asVoid(items.skipRemaining({ batchId: record.id, reason: "cancelled", now }))
+      ),
+    approve: (caller, batchId, note = "") =>
+      command(caller, batchId, (_, at) => new BatchCommand.Approve({ at, actor: actorOf(caller), note })),
+    reject: (caller, batchId, note = "") =>
+      command(caller, batchId, (_, at) => new BatchCommand.Reject({ at, actor: actorOf(caller), note })),
+    retryFailed: (caller, batchId, options) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        const plan = yield* redrivePlan(record, options.dryRun)
+        if (options.dryRun) {
+          if (!Transition.allowed[record.state._tag].includes("RetryFailed")) {
+            return yield* Effect.fail(
+              new Errors.InvalidTransition({ state: record.state._tag, command: "RetryFailed" })
+            )
+          }
+          return plan
+        }
+        yield* command(
+          caller,
+          batchId,
+          (current, at) =>
+            new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: current.counts.failed }),
+          (current, now) =>
+            Effect.asVoid(items.requeue({
+              batchId: current.id,
+              from: "failed",
+              round: current.round + 1,
+              actor: actorOf(caller),
+              now
+            }))
+        )
+        return plan
+      }),
+    releaseQuarantined: (caller, batchId, keys) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        const count = yield* Ref.make(0)
+        const release = (current: BatchRecord, now: number, round: number) =>
+          items.requeue({ batchId: current.id, from: "quarantined", keys, round, actor: actorOf(caller), now }).pipe(
+            Effect.flatMap((n) => Ref.set(count, n))
+          )
+        if (record.state._tag === "Running" || record.state._tag === "Paused") {
+          yield* command(
+            caller,
+            batchId,
+            (_, at) => new BatchCommand.UpdateConfig({ at, patch: BatchConfig.ConfigPatch.make({}) }),
+            (current, now) => release(current, now, current.round)
+          )
+        } else {
+          yield* command(
+            caller,
+            batchId,
+            (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: 0 }),
+            (current, now) => release(current, now, current.round + 1)
+          )
+        }
+        return { released: yield* Ref.get(count) }
+      }),
+    updateConfig: (caller, batchId, patch) =>
+      command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch })),
+    events: eventsOf,
+    results: (caller, batchId) =>
+      Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), reader.results(batchId))),
+    progress: (caller, batchId) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        const now = yield* Clock.currentTimeMillis
+        const stats = yield* reader.stats(batchId, { now, windowMs })
+        return progressOf(record, stats, now)
+      }),
+    list: (caller, options) =>
+      Effect.map(repo.list(caller.tenant, options), (page) => ({
+        items: page.items.map(toView),
+        ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor })
+      })),
+    listItems: (caller, batchId, options) =>
+      Effect.zipRight(repo.getOrFail(caller.tenant, batchId), reader.list(batchId, options))
+  })
+})
+
+/**
+ * The orchestrator layer. Needs the repositories (`BatchRepo`, `ItemRepo`, `ItemReader`, `EventLog`),
+ * the state machine, the event fan-out, the worker and a workflow registry.
+ *
+ * @since 0.1.0
+ */
+export const layer = Layer.effect(BatchOrchestrator, make)

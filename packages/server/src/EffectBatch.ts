@@ -1,0 +1,59 @@
+/**
+ * The whole of effect-batch as one layer, for a server that embeds it.
+ *
+ * @since 0.1.0
+ */
+import { BatchRepo } from "@effect-batch/tables/BatchRepo"
+import { EventLog } from "@effect-batch/tables/EventLog"
+import { ItemReader } from "@effect-batch/tables/ItemReader"
+import { ItemRepo } from "@effect-batch/tables/ItemRepo"
+import * as Migrations from "@effect-batch/tables/Migrations"
+import type { Notifier } from "@effect-batch/tables/Notifier"
+import type { MigrationError } from "@effect/sql/Migrator"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Layer from "effect/Layer"
+import { BatchEvents } from "./BatchEvents.js"
+import * as BatchOrchestrator from "./BatchOrchestrator.js"
+import { BatchRunner } from "./BatchRunner.js"
+import { BatchStateMachine } from "./BatchStateMachine.js"
+import { Worker } from "./Worker.js"
+import type { WorkflowRegistry } from "./WorkflowRegistry.js"
+
+/**
+ * The repositories over a migrated database.
+ *
+ * @since 0.1.0
+ */
+export const layerRepos: Layer.Layer<
+  BatchRepo | ItemRepo | ItemReader | EventLog,
+  MigrationError | SqlError,
+  SqlClient
+> = Layer.mergeAll(BatchRepo.Default, ItemRepo.Default, ItemReader.Default, EventLog.Default).pipe(
+  Layer.provide(Migrations.layer)
+)
+
+/**
+ * The orchestrator with its worker loop, state machine and event fan-out, over a database
+ * (`SqlClient` and `Notifier`, e.g. from `Database.layer`) and a `WorkflowRegistry`.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<
+  | BatchOrchestrator.BatchOrchestrator
+  | Worker
+  | BatchEvents
+  | BatchStateMachine
+  | BatchRepo
+  | ItemRepo
+  | ItemReader
+  | EventLog,
+  MigrationError | SqlError,
+  SqlClient | Notifier | WorkflowRegistry
+> = BatchOrchestrator.layer.pipe(
+  Layer.provideMerge(Worker.Default),
+  Layer.provideMerge(BatchRunner.Default),
+  Layer.provideMerge(BatchStateMachine.Default),
+  Layer.provideMerge(BatchEvents.DefaultWithoutDependencies),
+  Layer.provideMerge(layerRepos)
+)

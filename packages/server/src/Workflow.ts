@@ -1,0 +1,202 @@
+/**
+ * Typed workflows: a name, input / output / error schemas, and an Effect that processes one item.
+ *
+ * @since 0.1.0
+ */
+import { ItemError } from "@effect-batch/domain"
+import type { Ids } from "@effect-batch/domain"
+import { DurationString } from "@effect-batch/domain/Duration"
+import { WorkflowName } from "@effect-batch/domain/Ids"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * The downstream answered "too many requests" (HTTP 429). The orchestrator holds back the limiter
+ * for `retryAfter` (or an adaptive backoff), lowers the batch's effective concurrency, and retries the
+ * item without consuming one of its attempts.
+ *
+ * @since 0.1.0
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  retryAfter: Schema.optionalWith(DurationString, { exact: true }),
+  limiter: Schema.optionalWith(Schema.String, { exact: true })
+}) {
+  override get message() {
+    return `rate limited${this.limiter ? ` on ${this.limiter}` : ""}${
+      this.retryAfter ? `, retry after ${Duration.format(this.retryAfter)}` : ""
+    }`
+  }
+}
+
+/**
+ * What a workflow's `run` can see about the item it processes.
+ *
+ * @since 0.1.0
+ */
+export interface ItemContext {
+  readonly batchId: Ids.BatchId
+  readonly itemKey: Ids.ItemKey
+  /** 1 for the first attempt */
+  readonly attempt: number
+  readonly round: number
+  /** Runs `effect` under the batch's named rate limiter (waiting while it is throttled). */
+  readonly limit: (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+/**
+ * A typed workflow.
+ *
+ * @since 0.1.0
+ */
+export interface Workflow<I, IE, O, OE, E, EE, R> {
+  readonly name: Ids.WorkflowName
+  readonly input: Schema.Schema<I, IE>
+  readonly output: Schema.Schema<O, OE>
+  readonly error: Schema.Schema<E, EE>
+  /** whether a typed error may be retried (default: every typed error is retryable) */
+  readonly retryable: (error: E) => boolean
+  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited, R>
+}
+
+/**
+ * Defines a workflow.
+ *
+ * @example
+ * const Extract = Workflow.make({
+ *   name: "extract",
+ *   input: Schema.Struct({ url: Schema.String }),
+ *   output: Schema.Struct({ title: Schema.String }),
+ *   error: FetchError,
+ *   retryable: (e) => e.status >= 500,
+ *   run: (doc) => fetchTitle(doc.url)
+ * })
+ *
+ * @since 0.1.0
+ */
+export const make = <I, IE, O, OE, E, EE, R>(options: {
+  readonly name: string
+  readonly input: Schema.Schema<I, IE>
+  readonly output: Schema.Schema<O, OE>
+  readonly error: Schema.Schema<E, EE>
+  readonly retryable?: ((error: E) => boolean) | undefined
+  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited, R>
+}): Workflow<I, IE, O, OE, E, EE, R> => ({
+  name: Schema.decodeSync(WorkflowName)(options.name),
+  input: options.input,
+  output: options.output,
+  error: options.error,
+  retryable: options.retryable ?? (() => true),
+  run: options.run
+})
+
+/**
+ * Why an attempt failed, as the orchestrator classifies it.
+ *
+ * @since 0.1.0
+ */
+export interface AttemptFailure {
+  readonly error: ItemError.ItemError
+  readonly retryAfter: Option.Option<Duration.Duration>
+  readonly limiter: Option.Option<string>
+}
+
+/**
+ * A workflow with its types erased and its requirements provided: what the orchestrator runs.
+ * Inputs and outputs are in their encoded (JSON) form.
+ *
+ * @since 0.1.0
+ */
+export interface Runnable {
+  readonly name: Ids.WorkflowName
+  /** decodes an input and re-encodes it in canonical form, or explains why it is invalid */
+  readonly normalizeInput: (input: unknown) => Effect.Effect<unknown, string>
+  /** runs one attempt on an encoded input, giving the encoded output */
+  readonly run: (input: unknown, context: ItemContext) => Effect.Effect<unknown, AttemptFailure>
+}
+
+const messageOf = (u: unknown): string =>
+  Predicate.hasProperty(u, "message") && typeof u.message === "string" ? u.message : String(u)
+
+const tagOf = (u: unknown): Option.Option<string> =>
+  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" ? Option.some(u._tag) : Option.none()
+
+const failure = (category: ItemError.ErrorCategory, cause: unknown, details?: unknown): AttemptFailure => ({
+  error: ItemError.ItemError.make({
+    category,
+    message: messageOf(cause).slice(0, 4000),
+    ...Option.match(tagOf(cause), { onNone: () => ({}), onSome: (tag) => ({ tag }) }),
+    ...(details === undefined ? {} : { details })
+  }),
+  retryAfter: Option.none(),
+  limiter: Option.none()
+})
+
+/**
+ * Erases a workflow's types, capturing the services it needs from the current context.
+ *
+ * @since 0.1.0
+ */
+export const toRunnable = <I, IE, O, OE, E, EE, R>(
+  workflow: Workflow<I, IE, O, OE, E, EE, R>
+): Effect.Effect<Runnable, never, R> =>
+  Effect.map(Effect.context<R>(), (context: Context.Context<R>): Runnable => {
+    const decodeInput = Schema.decodeUnknown(workflow.input)
+    const encodeInput = Schema.encode(workflow.input)
+    const encodeOutput = Schema.encode(workflow.output)
+    const encodeError = Schema.encode(workflow.error)
+    const isError = Schema.is(workflow.error)
+    const classify = (error: E | RateLimited): Effect.Effect<AttemptFailure> => {
+      if (error instanceof RateLimited) {
+        return Effect.succeed({
+          ...failure("rate-limited", error),
+          retryAfter: Option.fromNullable(error.retryAfter),
+          limiter: Option.fromNullable(error.limiter)
+        })
+      }
+      const category = isError(error) && !workflow.retryable(error) ? "fatal" : "retryable"
+      return encodeError(error).pipe(
+        Effect.match({
+          onFailure: () => failure(category, error),
+          onSuccess: (details) => failure(category, error, details)
+        })
+      )
+    }
+    return {
+      name: workflow.name,
+      normalizeInput: (input) =>
+        decodeInput(input).pipe(
+          Effect.flatMap(encodeInput),
+          Effect.mapError((e) => ParseResult.TreeFormatter.formatErrorSync(e))
+        ),
+      run: (input, itemContext) =>
+        decodeInput(input).pipe(
+          Effect.mapError((e) => failure("fatal", { message: `invalid stored input: ${e.message}` })),
+          Effect.flatMap((decoded) =>
+            workflow.run(decoded, itemContext).pipe(
+              Effect.catchAll((e) => Effect.flip(classify(e))),
+              Effect.flatMap((output) =>
+                Effect.mapError(encodeOutput(output), (e) =>
+                  failure("defect", { message: `invalid output: ${e.message}` }))
+              )
+            )
+          ),
+          Effect.catchAllDefect((defect) =>
+            Effect.fail(failure("defect", defect))
+          ),
+          Effect.provide(context)
+        )
+    }
+  })
+
+/**
+ * Marks an attempt failure as a timeout.
+ *
+ * @since 0.1.0
+ */
+export const timedOut = (timeout: Duration.Duration): AttemptFailure =>
+  failure("timeout", { message: `attempt timed out after ${Duration.format(timeout)}`, _tag: "Timeout" })

@@ -1,0 +1,55 @@
+/**
+ * The names of effect-batch's tables, with a configurable prefix.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
+
+/**
+ * The table names in use.
+ *
+ * @since 0.1.0
+ */
+export interface TableNames {
+  readonly prefix: string
+  readonly migrations: string
+  readonly batches: string
+  readonly items: string
+  readonly events: string
+}
+
+/**
+ * The table names of this process. Defaults to the prefix `effect_batch_`.
+ *
+ * @since 0.1.0
+ */
+export class Tables extends Context.Reference<Tables>()("@effect-batch/Tables", {
+  defaultValue: (): TableNames => names("effect_batch_")
+}) {}
+
+/**
+ * Table names for a prefix. A prefix is lower-case letters, digits and underscores, so it is safe
+ * inside DDL.
+ *
+ * @since 0.1.0
+ */
+export const names = (prefix: string): TableNames => {
+  if (!/^[a-z_][a-z0-9_]{0,30}$/.test(prefix)) {
+    throw new Error(`invalid table prefix ${JSON.stringify(prefix)}: use [a-z_][a-z0-9_]{0,30}`)
+  }
+  return {
+    prefix,
+    migrations: `${prefix}migrations`,
+    batches: `${prefix}batches`,
+    items: `${prefix}items`,
+    events: `${prefix}events`
+  }
+}
+
+/**
+ * Uses another table prefix.
+ *
+ * @since 0.1.0
+ */
+export const layerPrefix = (prefix: string): Layer.Layer<Tables> => Layer.succeed(Tables, names(prefix))

@@ -1,0 +1,141 @@
+/**
+ * Row schemas and conversions between stored rows and domain values.
+ */
+import { BatchConfig, BatchEvent, BatchState, ItemCounts, ItemError, ItemState } from "@effect-batch/domain"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+
+/** A number that `pg` may return as a string (int8, numeric) and PGlite as a number. */
+export const Num = Schema.Union(Schema.Number, Schema.NumberFromString)
+
+/** The stored form of an item's state. */
+export const ItemStateColumn = Schema.Literal(
+  "queued",
+  "running",
+  "retry",
+  "succeeded",
+  "failed",
+  "quarantined",
+  "skipped"
+)
+export type ItemStateColumn = typeof ItemStateColumn.Type
+
+export const itemStateColumn: Record<ItemState.Tag, ItemStateColumn> = {
+  Queued: "queued",
+  Running: "running",
+  RetryScheduled: "retry",
+  Succeeded: "succeeded",
+  Failed: "failed",
+  Quarantined: "quarantined",
+  Skipped: "skipped"
+}
+
+export const itemStateTag: Record<ItemStateColumn, ItemState.Tag> = {
+  queued: "Queued",
+  running: "Running",
+  retry: "RetryScheduled",
+  succeeded: "Succeeded",
+  failed: "Failed",
+  quarantined: "Quarantined",
+  skipped: "Skipped"
+}
+
+export const BatchRow = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  workflow: Schema.String,
+  idempotency_key: Schema.NullOr(Schema.String),
+  state: Schema.Unknown,
+  config: Schema.Unknown,
+  round: Num,
+  version: Num,
+  seq: Num,
+  total: Num,
+  queued: Num,
+  running: Num,
+  retry_scheduled: Num,
+  succeeded: Num,
+  failed: Num,
+  quarantined: Num,
+  skipped: Num,
+  consecutive_failures: Num,
+  hook_state: Schema.String,
+  created_at_ms: Num,
+  updated_at_ms: Num
+})
+export type BatchRow = typeof BatchRow.Type
+
+/** The columns selected for a `BatchRow`. */
+export const batchColumns =
+  `id::text AS id, tenant, workflow, idempotency_key, state, config, round, version, seq, total,
+  queued, running, retry_scheduled, succeeded, failed, quarantined, skipped, consecutive_failures, hook_state,
+  created_at_ms::float8 AS created_at_ms, updated_at_ms::float8 AS updated_at_ms`
+
+export const countsOf = (row: {
+  readonly queued: number
+  readonly running: number
+  readonly retry_scheduled: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly quarantined: number
+  readonly skipped: number
+}): ItemCounts.ItemCounts =>
+  ItemCounts.ItemCounts.make({
+    queued: row.queued,
+    running: row.running,
+    retryScheduled: row.retry_scheduled,
+    succeeded: row.succeeded,
+    failed: row.failed,
+    quarantined: row.quarantined,
+    skipped: row.skipped
+  })
+
+export const decodeState = Schema.decodeUnknown(BatchState.BatchState)
+export const encodeState = Schema.encode(BatchState.BatchState)
+export const decodeConfig = Schema.decodeUnknown(BatchConfig.BatchConfig)
+export const encodeConfig = Schema.encode(BatchConfig.BatchConfig)
+export const decodeItemError = Schema.decodeUnknown(ItemError.ItemError)
+export const encodeItemError = Schema.encode(ItemError.ItemError)
+
+const decodeEvent = Schema.decodeUnknown(BatchEvent.BatchEvent)
+const encodeEvent = Schema.encode(BatchEvent.BatchEvent)
+
+/** An event ready to store: its tag and its JSON payload (without batch id, sequence and time). */
+export interface EncodedDraft {
+  readonly tag: string
+  readonly payload: Record<string, unknown>
+}
+
+const placeholderBatchId = BatchEvent.BatchCreated.fields.batchId.make("00000000-0000-0000-0000-000000000000")
+
+/** Encodes an event draft to its stored payload. */
+export const encodeDraft = (draft: BatchEvent.Draft) =>
+  encodeEvent({ ...draft, batchId: placeholderBatchId, seq: 0, at: DateTime.unsafeMake(0) }).pipe(
+    Effect.map((encoded): EncodedDraft => {
+      const { _tag, at: _at, batchId: _batchId, seq: _seq, ...payload } = encoded
+      return { tag: _tag, payload }
+    })
+  )
+
+export const EventRow = Schema.Struct({
+  batch_id: Schema.String,
+  seq: Num,
+  tag: Schema.String,
+  payload: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  at_ms: Num
+})
+export type EventRow = typeof EventRow.Type
+
+/** The columns selected for an `EventRow`. */
+export const eventColumns = "batch_id::text AS batch_id, seq, tag, payload, at_ms::float8 AS at_ms"
+
+/** Decodes a stored event. */
+export const eventFromRow = (row: EventRow) =>
+  decodeEvent({
+    ...row.payload,
+    _tag: row.tag,
+    batchId: row.batch_id,
+    seq: row.seq,
+    at: new Date(row.at_ms).toISOString()
+  })
