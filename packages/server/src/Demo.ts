@@ -1,0 +1,123 @@
+/**
+ * The demo: a simulated extraction over a few hundred documents, with realistic latency, transient
+ * failures, rate limits, one document that always fails (and ends quarantined) and one that hangs.
+ *
+ * @since 0.1.0
+ */
+import { BatchConfig } from "@effect-batch/domain"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Workflow from "./Workflow.js"
+
+/**
+ * A document to extract.
+ *
+ * @since 0.1.0
+ */
+export const Document = Schema.Struct({
+  title: Schema.String.pipe(Schema.maxLength(500)),
+  pages: Schema.Int.pipe(Schema.between(1, 10_000))
+})
+
+/**
+ * What the extraction finds.
+ *
+ * @since 0.1.0
+ */
+export const Extraction = Schema.Struct({
+  title: Schema.String,
+  entities: Schema.Array(Schema.String),
+  summary: Schema.String
+})
+
+/**
+ * The document cannot be read: not retryable, and quarantined for a person.
+ *
+ * @since 0.1.0
+ */
+export class CorruptDocument extends Schema.TaggedError<CorruptDocument>()("CorruptDocument", {
+  detail: Schema.String
+}) {}
+
+/**
+ * The model is overloaded: retryable.
+ *
+ * @since 0.1.0
+ */
+export class ModelUnavailable extends Schema.TaggedError<ModelUnavailable>()("ModelUnavailable", {
+  detail: Schema.String
+}) {}
+
+const hash = (s: string): number => {
+  let h = 2166136261
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619)
+  return h >>> 0
+}
+
+/**
+ * The demo workflow. Behaviour is derived from the item key, so a rerun behaves the same.
+ *
+ * @since 0.1.0
+ */
+export const workflow = Workflow.make({
+  name: "demo-extract",
+  input: Document,
+  output: Extraction,
+  error: Schema.Union(CorruptDocument, ModelUnavailable),
+  retryable: (e) => e._tag === "ModelUnavailable",
+  run: (doc, context) =>
+    context.limit("llm")(Effect.gen(function*() {
+      const h = hash(context.itemKey)
+      yield* Effect.sleep(Duration.millis(80 + (h % 320) + doc.pages * 2))
+      if (context.itemKey === "doc-0042") {
+        return yield* new CorruptDocument({ detail: "unreadable PDF cross-reference table" })
+      }
+      if (context.itemKey === "doc-0137") return yield* Effect.never
+      if (h % 41 === 5 && context.attempt === 1) {
+        return yield* new Workflow.RateLimited({ retryAfter: Duration.seconds(2), limiter: "llm" })
+      }
+      if (h % 13 === 3 && context.attempt <= 2) {
+        return yield* new ModelUnavailable({ detail: "model overloaded (503)" })
+      }
+      const words = doc.title.split(/\s+/).filter((w) => w.length > 3)
+      return { title: doc.title, entities: words.slice(0, 3), summary: `${doc.pages} pages about ${words[0] ?? "nothing"}` }
+    }))
+})
+
+const topics = ["Invoice", "Contract", "Report", "Memo", "Statement", "Proposal", "Letter", "Specification"]
+const subjects = ["Aluminium", "Shipping", "Quarterly", "Supplier", "Graphene", "Warranty", "Pricing", "Audit"]
+
+/**
+ * The demo's documents.
+ *
+ * @since 0.1.0
+ */
+export const documents = (count: number) =>
+  Array.from({ length: count }, (_, i) => {
+    const key = `doc-${String(i).padStart(4, "0")}`
+    const h = hash(key)
+    return {
+      key,
+      input: {
+        title: `${subjects[h % subjects.length]} ${topics[(h >>> 8) % topics.length]} ${i}`,
+        pages: 1 + (h % 40)
+      }
+    }
+  })
+
+/**
+ * The demo batch's config: a review gate, an LLM rate limit, short timeouts, quarantine of corrupt
+ * documents.
+ *
+ * @since 0.1.0
+ */
+export const config = BatchConfig.BatchConfig.make({
+  concurrency: 16,
+  failurePolicy: "continue-on-failure",
+  retry: BatchConfig.RetryConfig.make({ maxAttempts: 3, base: Duration.millis(500), cap: Duration.seconds(5) }),
+  timeout: Duration.seconds(3),
+  quarantine: BatchConfig.QuarantineConfig.make({ categories: ["CorruptDocument"] }),
+  review: true,
+  rateLimits: { llm: BatchConfig.RateLimit.make({ limit: 1_200, interval: Duration.minutes(1) }) }
+})
