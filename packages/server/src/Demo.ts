@@ -81,7 +81,11 @@ export const workflow = Workflow.make({
         return yield* new ModelUnavailable({ detail: "model overloaded (503)" })
       }
       const words = doc.title.split(/\s+/).filter((w) => w.length > 3)
-      return { title: doc.title, entities: words.slice(0, 3), summary: `${doc.pages} pages about ${words[0] ?? "nothing"}` }
+      return {
+        title: doc.title,
+        entities: words.slice(0, 3),
+        summary: `${doc.pages} pages about ${words[0] ?? "nothing"}`
+      }
     }))
 })
 

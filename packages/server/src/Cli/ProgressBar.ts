@@ -41,7 +41,9 @@ export const render = (progress: Views.Progress, width = 30): string => {
     `running ${counts.running}`
   ]
   const eta = progress.etaSeconds === undefined ? "ETA --" : `ETA ${formatSeconds(progress.etaSeconds)}`
-  return `${bar} ${percent} ${done}/${total} ${parts.join(" ")} | ${progress.itemsPerSecond.toFixed(1)}/s ${eta} | ${progress.state._tag}`
+  return `${bar} ${percent} ${done}/${total} ${parts.join(" ")} | ${
+    progress.itemsPerSecond.toFixed(1)
+  }/s ${eta} | ${progress.state._tag}`
 }
 
 /**
@@ -50,7 +52,10 @@ export const render = (progress: Views.Progress, width = 30): string => {
  *
  * @since 0.1.0
  */
-export const makeDrawer = (output: { readonly isTTY?: boolean | undefined; write(s: string): unknown }, intervalMs = 250) => {
+export const makeDrawer = (
+  output: { readonly isTTY?: boolean | undefined; write(s: string): unknown },
+  intervalMs = 250
+) => {
   let last = 0
   let lastLine = ""
   return {
