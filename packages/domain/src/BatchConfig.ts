@@ -80,13 +80,17 @@ export class RateLimit extends Schema.Class<RateLimit>("RateLimit")({
   interval: DurationString
 }) {}
 
+/** Names that would collide with a JavaScript object's own properties. */
+const reservedNames: ReadonlyArray<string> = ["__proto__", "constructor", "prototype", "hasOwnProperty", "toString"]
+
 /**
  * The name of a rate limiter.
  *
  * @since 0.1.0
  */
 export const LimiterName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "a limiter name is 1-64 letters, digits or _ . : -" })
+  Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "a limiter name is 1-64 letters, digits or _ . : -" }),
+  Schema.filter((name) => !reservedNames.includes(name) || `${name} is a reserved name`)
 )
 
 /**

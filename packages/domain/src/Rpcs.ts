@@ -15,6 +15,7 @@ import {
   BatchNotFound,
   InvalidBatchConfig,
   InvalidItems,
+  InvalidRequest,
   InvalidTransition,
   LimitExceeded,
   Unauthorized,
@@ -65,8 +66,97 @@ export class NewItem extends Schema.Class<NewItem>("NewItem")({
 const Limit = Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 100, exact: true })
 const Cursor = Schema.optionalWith(Schema.String.pipe(Schema.maxLength(1024)), { exact: true })
 const ById = { batchId: BatchId }
-const Command = { ...ById, note: Schema.optionalWith(Note, { default: () => "", exact: true }) }
 const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict)
+
+/**
+ * The payload of `CreateBatch`.
+ *
+ * @since 0.1.0
+ */
+export const CreateBatchPayload = Schema.Struct({
+  workflow: WorkflowName,
+  items: Schema.Array(NewItem).pipe(Schema.maxItems(maxItemsPerRequest)),
+  /** the encoded `BatchConfig`; decoded by the server so that a bad field is an `InvalidBatchConfig` */
+  config: Schema.optionalWith(Schema.Unknown, { exact: true }),
+  idempotencyKey: Schema.optionalWith(IdempotencyKey, { exact: true })
+})
+
+/**
+ * The payload of the RPCs that name one batch (`GetBatch`, `GetProgress`, `GetResults`).
+ *
+ * @since 0.1.0
+ */
+export const BatchRef = Schema.Struct(ById)
+
+/**
+ * The payload of `ListBatches`.
+ *
+ * @since 0.1.0
+ */
+export const ListBatchesPayload = Schema.Struct({
+  state: Schema.optionalWith(StateTag, { exact: true }),
+  limit: Limit,
+  cursor: Cursor
+})
+
+/**
+ * The payload of `ListItems`.
+ *
+ * @since 0.1.0
+ */
+export const ListItemsPayload = Schema.Struct({
+  ...ById,
+  state: Schema.optionalWith(ItemTag, { exact: true }),
+  limit: Limit,
+  cursor: Cursor
+})
+
+/**
+ * The payload of `StreamProgress`: the events after sequence `after`.
+ *
+ * @since 0.1.0
+ */
+export const StreamProgressPayload = Schema.Struct({
+  ...ById,
+  after: Schema.optionalWith(Sequence, { default: () => 0, exact: true })
+})
+
+/**
+ * The payload of `Pause`, `Resume`, `Cancel`, `Approve` and `Reject`.
+ *
+ * @since 0.1.0
+ */
+export const CommandPayload = Schema.Struct({
+  ...ById,
+  note: Schema.optionalWith(Note, { default: () => "", exact: true })
+})
+
+/**
+ * The payload of `RetryFailed`.
+ *
+ * @since 0.1.0
+ */
+export const RetryFailedPayload = Schema.Struct({
+  ...ById,
+  dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true })
+})
+
+/**
+ * The payload of `ReleaseQuarantined`: all quarantined items, or the given keys.
+ *
+ * @since 0.1.0
+ */
+export const ReleaseQuarantinedPayload = Schema.Struct({
+  ...ById,
+  itemKeys: Schema.optionalWith(Schema.Array(ItemKey).pipe(Schema.maxItems(10_000)), { exact: true })
+})
+
+/**
+ * The payload of `UpdateConfig`.
+ *
+ * @since 0.1.0
+ */
+export const UpdateConfigPayload = Schema.Struct({ ...ById, patch: ConfigPatch })
 
 /**
  * Every RPC of effect-batch.
@@ -75,63 +165,37 @@ const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConf
  */
 export class BatchRpcs extends RpcGroup.make(
   Rpc.make("CreateBatch", {
-    payload: Schema.Struct({
-      workflow: WorkflowName,
-      items: Schema.Array(NewItem).pipe(Schema.maxItems(maxItemsPerRequest)),
-      /** the encoded `BatchConfig`; decoded by the server so that a bad field is an `InvalidBatchConfig` */
-      config: Schema.optionalWith(Schema.Unknown, { exact: true }),
-      idempotencyKey: Schema.optionalWith(IdempotencyKey, { exact: true })
-    }),
+    payload: CreateBatchPayload,
     success: BatchView,
     error: Schema.Union(InvalidItems, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
   }),
-  Rpc.make("GetBatch", { payload: Schema.Struct(ById), success: BatchView, error: BatchNotFound }),
+  Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: BatchNotFound }),
   Rpc.make("ListBatches", {
-    payload: Schema.Struct({ state: Schema.optionalWith(StateTag, { exact: true }), limit: Limit, cursor: Cursor }),
-    success: Page(BatchView)
+    payload: ListBatchesPayload,
+    success: Page(BatchView),
+    /** a cursor that is not one this server returned */
+    error: InvalidRequest
   }),
-  Rpc.make("ListItems", {
-    payload: Schema.Struct({
-      ...ById,
-      state: Schema.optionalWith(ItemTag, { exact: true }),
-      limit: Limit,
-      cursor: Cursor
-    }),
-    success: Page(ItemView),
-    error: BatchNotFound
-  }),
-  Rpc.make("GetProgress", { payload: Schema.Struct(ById), success: Progress, error: BatchNotFound }),
-  Rpc.make("GetResults", { payload: Schema.Struct(ById), success: ItemResult, error: BatchNotFound, stream: true }),
+  Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: BatchNotFound }),
+  Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: BatchNotFound }),
+  Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: BatchNotFound, stream: true }),
   Rpc.make("StreamProgress", {
-    payload: Schema.Struct({ ...ById, after: Schema.optionalWith(Sequence, { default: () => 0, exact: true }) }),
+    payload: StreamProgressPayload,
     success: BatchEvent,
-    error: BatchNotFound,
+    /** `LimitExceeded`: the tenant has too many open event streams */
+    error: Schema.Union(BatchNotFound, LimitExceeded),
     stream: true
   }),
-  Rpc.make("Pause", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
-  Rpc.make("Resume", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
-  Rpc.make("Cancel", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
-  Rpc.make("Approve", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
-  Rpc.make("Reject", { payload: Schema.Struct(Command), success: BatchView, error: CommandErrors }),
-  Rpc.make("RetryFailed", {
-    payload: Schema.Struct({
-      ...ById,
-      dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true })
-    }),
-    success: RedrivePlan,
-    error: CommandErrors
-  }),
+  Rpc.make("Pause", { payload: CommandPayload, success: BatchView, error: CommandErrors }),
+  Rpc.make("Resume", { payload: CommandPayload, success: BatchView, error: CommandErrors }),
+  Rpc.make("Cancel", { payload: CommandPayload, success: BatchView, error: CommandErrors }),
+  Rpc.make("Approve", { payload: CommandPayload, success: BatchView, error: CommandErrors }),
+  Rpc.make("Reject", { payload: CommandPayload, success: BatchView, error: CommandErrors }),
+  Rpc.make("RetryFailed", { payload: RetryFailedPayload, success: RedrivePlan, error: CommandErrors }),
   Rpc.make("ReleaseQuarantined", {
-    payload: Schema.Struct({
-      ...ById,
-      itemKeys: Schema.optionalWith(Schema.Array(ItemKey).pipe(Schema.maxItems(10_000)), { exact: true })
-    }),
+    payload: ReleaseQuarantinedPayload,
     success: Schema.Struct({ released: Schema.NonNegativeInt }),
     error: CommandErrors
   }),
-  Rpc.make("UpdateConfig", {
-    payload: Schema.Struct({ ...ById, patch: ConfigPatch }),
-    success: BatchView,
-    error: CommandErrors
-  })
+  Rpc.make("UpdateConfig", { payload: UpdateConfigPayload, success: BatchView, error: CommandErrors })
 ).middleware(Authentication) {}

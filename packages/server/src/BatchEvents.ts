@@ -14,6 +14,7 @@ import type { Ids } from "@effect-batch/domain"
 import { EventLog } from "@effect-batch/tables/EventLog"
 import { Notifier } from "@effect-batch/tables/Notifier"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -115,6 +116,24 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
       )
 
     /**
+     * Subscribes to the hints of one batch (for the life of the scope) and gives an effect that waits
+     * for the next one, or at most `poll`: cheaper than `events` for a caller that only needs to know
+     * when to look at the batch again (no event is read or decoded).
+     */
+    const changes = (batchId: Ids.BatchId, poll: Duration.DurationInput = options.pollInterval) =>
+      Effect.gen(function*() {
+        const queue = yield* PubSub.subscribe(hints)
+        // a hint arrives twice in the process that sent it (published here, and back through LISTEN)
+        const seen = yield* Ref.make(-1)
+        const isNew = (hint: Hint) =>
+          Ref.modify(seen, (last) => hint.batchId === batchId && hint.seq > last ? [true, hint.seq] : [false, last])
+        return Effect.raceFirst(
+          Queue.take(queue).pipe(Effect.flatMap(isNew), Effect.repeat({ until: (fresh) => fresh }), Effect.asVoid),
+          Effect.sleep(poll)
+        )
+      })
+
+    /**
      * The events of a batch after sequence `after`: the replay from the log, then live, with no gap
      * and no duplicate. Ends after the batch's latest terminal event.
      */
@@ -132,14 +151,33 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
               Stream.mapEffect(deliver)
             )))
         const replay = fill(Math.max(current, after))
+        // Live events are checked a chunk at a time (a nested stream per event costs several times the
+        // delivery itself with many subscribers); a gap is refilled from the log in order.
         const liveEvents = Stream.fromQueue(live).pipe(
-          Stream.flatMap((event) =>
-            Stream.unwrap(Effect.map(Ref.get(last), (seen) =>
-              event.seq <= seen
-                ? Stream.empty
-                : event.seq === seen + 1
-                ? Stream.fromEffect(deliver(event))
-                : fill(event.seq)))
+          Stream.mapChunksEffect((chunk) =>
+            Effect.gen(function*() {
+              let seen = yield* Ref.get(last)
+              const out: Array<BatchEvent.BatchEvent> = []
+              for (const event of chunk) {
+                if (event.seq <= seen) continue
+                while (event.seq > seen + 1) {
+                  const missing = yield* log.readAfter(batchId, seen, Math.min(1_000, event.seq - seen))
+                  if (missing.length === 0) break
+                  for (const e of missing) {
+                    if (e.seq <= event.seq) {
+                      out.push(e)
+                      seen = e.seq
+                    }
+                  }
+                }
+                if (event.seq > seen) {
+                  out.push(event)
+                  seen = event.seq
+                }
+              }
+              yield* Ref.set(last, seen)
+              return Chunk.unsafeFromArray(out)
+            })
           )
         )
         return Stream.concat(replay, liveEvents).pipe(
@@ -147,7 +185,7 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
         )
       }))
 
-    return { committed, events } as const
+    return { committed, changes, events } as const
   }),
   dependencies: [EventLog.Default]
 }) {}

@@ -201,7 +201,6 @@ const settledOrWaiting: ReadonlyArray<BatchState.Tag> = [
   "Cancelled",
   "Rejected"
 ]
-const awaitedEvents: ReadonlyArray<BatchEvent.Tag> = [...BatchEvent.terminalTags, "ReviewRequested"]
 
 /**
  * Builds the orchestrator from its repositories, the state machine, the event fan-out and the worker.
@@ -365,15 +364,16 @@ export const make = Effect.gen(function*() {
     get,
     await: (caller, batchId) =>
       Effect.gen(function*() {
-        const record = yield* repo.getOrFail(caller.tenant, batchId)
-        if (settledOrWaiting.includes(record.state._tag)) return toView(record)
-        yield* events.events(batchId, record.seq).pipe(
-          Stream.filter((event) => awaitedEvents.includes(event._tag)),
-          Stream.take(1),
-          Stream.runDrain
-        )
-        return yield* get(caller, batchId)
-      }),
+        // Hints say when to look again (subscribed before the first read, so none is missed); reading
+        // the batch row is cheaper than following every event of a large batch.
+        const next = yield* events.changes(batchId)
+        let record = yield* repo.getOrFail(caller.tenant, batchId)
+        while (!settledOrWaiting.includes(record.state._tag)) {
+          yield* next
+          record = yield* repo.getOrFail(caller.tenant, batchId)
+        }
+        return toView(record)
+      }).pipe(Effect.scoped),
     pause: (caller, batchId, note = "") =>
       command(caller, batchId, (_, at) =>
         new BatchCommand.Pause({
@@ -405,6 +405,7 @@ export const make = Effect.gen(function*() {
           }
           return plan
         }
+        yield* worker.runPendingHook(batchId)
         yield* command(
           caller,
           batchId,
@@ -437,6 +438,7 @@ export const make = Effect.gen(function*() {
             (current, now) => release(current, now, current.round)
           )
         } else {
+          yield* worker.runPendingHook(batchId)
           yield* command(
             caller,
             batchId,

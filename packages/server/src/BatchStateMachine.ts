@@ -60,11 +60,8 @@ export class BatchStateMachine extends Effect.Service<BatchStateMachine>()("@eff
           events: next.events,
           now,
           config,
-          hookState: settledTags.includes(next.state._tag)
-            ? "pending"
-            : next.state._tag === "Running"
-            ? "none"
-            : undefined,
+          // A pending hook stays pending until it has run: it is never cleared, only marked done.
+          hookState: settledTags.includes(next.state._tag) ? "pending" : undefined,
           during: options.during?.(record, next, now)
         })
         return updated

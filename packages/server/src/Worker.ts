@@ -59,7 +59,8 @@ export const layerConfig = (options: Partial<WorkerOptions>): Layer.Layer<Worker
 /**
  * A durable hook run once per settlement (Completed, Failed, Rejected), inside the transaction that
  * marks it done: writes it makes through the same database commit with that mark, so a crash before
- * the commit runs it again and a crash after it does not.
+ * the commit runs it again and a crash after it does not. A redrive runs a still pending hook before
+ * the batch runs again, so that each settlement gets its own run and sees its own settled batch.
  *
  * @since 0.1.0
  */
@@ -101,16 +102,18 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
         )
       })
 
+    const runHook = (batchId: Ids.BatchId) =>
+      repo.runHook(batchId, hook).pipe(
+        Effect.asVoid,
+        Effect.catchAllCause((cause) => Effect.logError("settlement hook failed; it runs again later", cause))
+      )
+
     const tick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const reclaimed = yield* items.reclaimExpired({ now, limit: 10_000 })
       if (reclaimed > 0) yield* Effect.logInfo(`reclaimed ${reclaimed} expired lease(s)`)
       for (const batchId of yield* repo.runnable(1_000)) yield* start(batchId)
-      for (const batchId of yield* repo.pendingHooks(100)) {
-        yield* repo.runHook(batchId, hook).pipe(
-          Effect.catchAllCause((cause) => Effect.logError("settlement hook failed; it runs again later", cause))
-        )
-      }
+      for (const batchId of yield* repo.pendingHooks(100)) yield* runHook(batchId)
       yield* Ref.set(lastTick, now)
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("worker tick failed", cause)))
 
@@ -137,6 +140,12 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
     /** When the loop last completed a tick (epoch millis), for health checks. */
     const health = Effect.all({ lastTickMs: Ref.get(lastTick), batches: FiberMap.size(runners) })
 
-    return { kick, health, owner: options.owner } as const
+    /**
+     * Runs a batch's settlement hook now if it is pending and this process runs hooks. A redrive calls
+     * it first, so that the settlement it leaves gets its own run while the batch still shows it.
+     */
+    const runPendingHook = (batchId: Ids.BatchId) => options.enabled ? runHook(batchId) : Effect.void
+
+    return { kick, health, runPendingHook, owner: options.owner } as const
   })
 }) {}

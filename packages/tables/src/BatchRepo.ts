@@ -118,33 +118,49 @@ export class BatchRepo extends Effect.Service<BatchRepo>()("@effect-batch/BatchR
     const getAnyTenant = (id: Ids.BatchId): Effect.Effect<Option.Option<BatchRecord>, SqlError> =>
       selectOne(sql`id = ${id}::uuid`)
 
-    const insertChunk = (batchId: Ids.BatchId, offset: number, chunk: ReadonlyArray<NewItem>) =>
-      sql<{ key: string }>`
-        INSERT INTO ${items} (batch_id, key, ordinal, input)
-        SELECT ${batchId}::uuid, x.key, ${offset} + x.ord - 1, x.input
-        FROM jsonb_to_recordset(${
-        JSON.stringify(chunk.map((item, i) => ({ key: item.key, input: item.input ?? null, ord: i + 1 })))
-      }::text::jsonb) AS x(key text, input jsonb, ord int)
-        ON CONFLICT DO NOTHING
-        RETURNING key`.pipe(
-        Effect.flatMap((inserted) => {
-          if (inserted.length === chunk.length) return Effect.void
-          const stored = new Set(inserted.map((r) => r.key))
-          const seen = new Set<string>()
-          const duplicates: Array<Errors.InvalidItem> = []
-          chunk.forEach((item, i) => {
-            if (!stored.has(item.key) || seen.has(item.key)) {
-              duplicates.push(
-                Errors.InvalidItem.make({ index: offset + i, key: item.key, reason: "duplicate item key" })
+    /**
+     * Inserts one chunk as three arrays (`unnest`): one parameter each, whatever the chunk size, and no
+     * JSON document to take apart. Only the number of rows comes back; when it falls short (duplicate
+     * keys) a second query finds which items were not stored by this chunk.
+     */
+    const insertChunk = (batchId: Ids.BatchId, offset: number, chunk: ReadonlyArray<NewItem>) => {
+      const keys = new Array<string>(chunk.length)
+      const inputs = new Array<string>(chunk.length)
+      chunk.forEach((item, i) => {
+        keys[i] = item.key
+        inputs[i] = JSON.stringify(item.input ?? null)
+      })
+      return sql<{ n: number }>`
+        WITH ins AS (
+          INSERT INTO ${items} (batch_id, key, ordinal, input)
+          SELECT ${batchId}::uuid, x.key, ${offset}::int + x.ord::int - 1, x.input::jsonb
+          FROM unnest(${keys}::text[], ${inputs}::text[]) WITH ORDINALITY AS x(key, input, ord)
+          ON CONFLICT DO NOTHING
+          RETURNING 1
+        )
+        SELECT count(*)::int AS n FROM ins`.pipe(
+        Effect.flatMap((rows) => {
+          if ((rows[0]?.n ?? 0) === chunk.length) return Effect.void
+          return sql<{ key: string; ordinal: number }>`SELECT key, ordinal FROM ${items}
+            WHERE batch_id = ${batchId}::uuid AND key = ANY(${keys}::text[])`.pipe(
+            Effect.flatMap((stored) => {
+              const ordinalOf = new Map(stored.map((r) => [r.key, Number(r.ordinal)]))
+              const duplicates: Array<Errors.InvalidItem> = []
+              chunk.forEach((item, i) => {
+                if (ordinalOf.get(item.key) !== offset + i) {
+                  duplicates.push(
+                    Errors.InvalidItem.make({ index: offset + i, key: item.key, reason: "duplicate item key" })
+                  )
+                }
+              })
+              return Effect.fail(
+                new Errors.InvalidItems({ items: duplicates.slice(0, 100), count: duplicates.length })
               )
-            }
-            seen.add(item.key)
-          })
-          return Effect.fail(
-            new Errors.InvalidItems({ items: duplicates.slice(0, 100), count: duplicates.length })
+            })
           )
         })
       )
+    }
 
     const create = <E, R>(input: CreateInput<E, R>) =>
       Effect.gen(function*() {

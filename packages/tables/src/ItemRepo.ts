@@ -60,7 +60,7 @@ export interface Outcome {
   readonly events: ReadonlyArray<BatchEvent.Draft>
 }
 
-const CommitRow = Schema.Struct({
+const CycleRow = Schema.Struct({
   applied: Schema.Array(Num),
   seq: Num,
   total: Num,
@@ -71,7 +71,10 @@ const CommitRow = Schema.Struct({
   failed: Num,
   quarantined: Num,
   skipped: Num,
-  consecutive_failures: Num
+  consecutive_failures: Num,
+  state_tag: Schema.String,
+  version: Num,
+  claimed: Schema.Array(ClaimedItem)
 })
 
 /**
@@ -89,6 +92,18 @@ export interface CommitResult {
 }
 
 /**
+ * What one cycle did: the commit of its outcomes, the items it claimed, and the batch's state tag and
+ * version afterwards (a new version means a command changed the batch: read it again).
+ *
+ * @since 0.1.0
+ */
+export interface CycleResult extends CommitResult {
+  readonly claimed: ReadonlyArray<ClaimedItem>
+  readonly state: string
+  readonly version: number
+}
+
+/**
  * The items repository.
  *
  * @since 0.1.0
@@ -100,8 +115,75 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
     const batches = sql(t.batches)
     const items = sql(t.items)
     const events = sql(t.events)
-    const decodeClaimed = Schema.decodeUnknown(Schema.Array(ClaimedItem))
-    const decodeCommit = Schema.decodeUnknown(Schema.Array(CommitRow))
+    const cycleFunction = sql(`${t.prefix}cycle`)
+    const decodeCycle = Schema.decodeUnknown(Schema.NullOr(CycleRow))
+
+    /**
+     * One round trip of the worker loop: records `outcomes` (fenced by owner and attempt, with their
+     * events), then claims up to `max` due items of a running batch, never more than the batch's free
+     * global concurrency (its concurrency minus the items running in every process, these outcomes
+     * already released). Retries that are due come first, then queued items in ordinal order; each
+     * claimed item gets an `ItemStarted` event. Returns `None` when the batch does not exist.
+     */
+    const cycle = (options: {
+      readonly batchId: Ids.BatchId
+      readonly owner: string
+      readonly now: number
+      readonly leaseMs: number
+      readonly max: number
+      /** the caller's items still running once `outcomes` are recorded (for the fair share) */
+      readonly held?: number | undefined
+      readonly outcomes: ReadonlyArray<Outcome>
+    }): Effect.Effect<Option.Option<CycleResult>, SqlError> =>
+      Effect.gen(function*() {
+        const input: Array<unknown> = []
+        const evs: Array<{ idx: number; ord: number; tag: string; payload: unknown }> = []
+        for (const [idx, o] of options.outcomes.entries()) {
+          input.push({
+            idx,
+            key: o.key,
+            attempt: o.attempt,
+            state: o.state,
+            output: o.output ?? null,
+            error: o.error ?? null,
+            due_at_ms: o.dueAtMs ?? null,
+            consumed: o.consumed,
+            throttles: o.throttles,
+            rounds_failed: o.roundsFailed,
+            duration_ms: o.durationMs,
+            reason: o.reason ?? null,
+            fail: o.countsAsFailure
+          })
+          for (const draft of o.events) {
+            const encoded = yield* Effect.orDie(encodeDraft(draft))
+            evs.push({ idx, ord: evs.length, tag: encoded.tag, payload: encoded.payload })
+          }
+        }
+        const rows = yield* sql<{ readonly r: unknown }>`SELECT ${cycleFunction}(${options.batchId}::uuid,
+          ${options.owner}::text, ${options.now}::bigint, ${options.now + options.leaseMs}::bigint,
+          ${options.max}::int, ${options.held ?? 0}::int, ${JSON.stringify(input)}::text::jsonb,
+          ${JSON.stringify(evs)}::text::jsonb) AS r`
+        const row = yield* decodeCycle(rows[0]?.r ?? null).pipe(Effect.orDie)
+        if (row === null) return Option.none()
+        const appliedIdx = new Set(row.applied)
+        const applied: Array<string> = []
+        const rejected: Array<string> = []
+        options.outcomes.forEach((o, i) => (appliedIdx.has(i) ? applied : rejected).push(o.key))
+        return Option.some<CycleResult>({
+          applied,
+          rejected,
+          seq: row.seq,
+          counts: countsOf(row),
+          consecutiveFailures: row.consecutive_failures,
+          claimed: row.claimed,
+          state: row.state_tag,
+          version: row.version
+        })
+      }).pipe(
+        Effect.withSpan("ItemRepo.cycle", {
+          attributes: { batchId: options.batchId, outcomes: options.outcomes.length, max: options.max }
+        })
+      )
 
     /**
      * Claims up to `max` due items of a running batch, never more than the batch's free global
@@ -115,47 +197,8 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
       readonly now: number
       readonly leaseMs: number
     }): Effect.Effect<ReadonlyArray<ClaimedItem>, SqlError> =>
-      sql`
-        WITH b AS (
-          SELECT id, LEAST(${options.max}::int, GREATEST(concurrency - running, 0)) AS free
-          FROM ${batches} WHERE id = ${options.batchId}::uuid AND state_tag = 'Running' FOR UPDATE
-        ), due AS (
-          SELECT key, state FROM ${items}
-          WHERE batch_id = ${options.batchId}::uuid AND state = 'retry' AND due_at_ms <= ${options.now}
-          ORDER BY due_at_ms LIMIT (SELECT free FROM b)
-          FOR UPDATE SKIP LOCKED
-        ), fresh AS (
-          SELECT key, state FROM ${items}
-          WHERE batch_id = ${options.batchId}::uuid AND state = 'queued'
-          ORDER BY ordinal LIMIT GREATEST((SELECT free FROM b) - (SELECT count(*) FROM due), 0)
-          FOR UPDATE SKIP LOCKED
-        ), picked AS (
-          SELECT key, state FROM due UNION ALL SELECT key, state FROM fresh
-        ), upd AS (
-          UPDATE ${items} i SET state = 'running', attempt = i.attempt + 1, lease_owner = ${options.owner},
-            lease_expires_at_ms = ${options.now + options.leaseMs}, started_at_ms = ${options.now}
-          FROM picked p
-          WHERE i.batch_id = ${options.batchId}::uuid AND i.key = ANY(ARRAY(SELECT key FROM picked)) AND i.key = p.key
-          RETURNING i.key, i.ordinal, i.input, i.attempt, i.consumed, i.throttles, i.round, i.rounds_failed,
-            p.state AS prev
-        ), agg AS (
-          SELECT count(*)::int AS n, (count(*) FILTER (WHERE prev = 'queued'))::int AS q FROM upd
-        ), ub AS (
-          UPDATE ${batches} SET running = running + agg.n, queued = queued - agg.q,
-            retry_scheduled = retry_scheduled - (agg.n - agg.q), seq = seq + agg.n
-          FROM agg WHERE id = ${options.batchId}::uuid AND agg.n > 0
-          RETURNING seq - agg.n AS base
-        ), ev AS (
-          INSERT INTO ${events} (batch_id, seq, tag, payload, at_ms)
-          SELECT ${options.batchId}::uuid, ub.base + row_number() OVER (ORDER BY upd.ordinal), 'ItemStarted',
-            jsonb_build_object('itemKey', upd.key, 'attempt', upd.attempt, 'round', upd.round), ${options.now}
-          FROM upd, ub
-        )
-        SELECT key, ordinal, input, attempt, consumed, throttles, round, rounds_failed FROM upd ORDER BY ordinal
-      `.pipe(
-        Effect.flatMap(decodeClaimed),
-        Effect.catchTag("ParseError", Effect.die),
-        Effect.withSpan("ItemRepo.claim", { attributes: { batchId: options.batchId, max: options.max } })
+      cycle({ ...options, outcomes: [] }).pipe(
+        Effect.map(Option.match({ onNone: (): ReadonlyArray<ClaimedItem> => [], onSome: (result) => result.claimed }))
       )
 
     /**
@@ -168,93 +211,11 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
       readonly now: number
       readonly outcomes: ReadonlyArray<Outcome>
     }): Effect.Effect<CommitResult, SqlError> =>
-      Effect.gen(function*() {
-        const input = options.outcomes.map((o, idx) => ({
-          idx,
-          key: o.key,
-          attempt: o.attempt,
-          state: o.state,
-          output: o.output ?? null,
-          error: o.error ?? null,
-          due_at_ms: o.dueAtMs ?? null,
-          consumed: o.consumed,
-          throttles: o.throttles,
-          rounds_failed: o.roundsFailed,
-          duration_ms: o.durationMs,
-          reason: o.reason ?? null,
-          fail: o.countsAsFailure
+      cycle({ ...options, leaseMs: 0, max: 0 }).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.dieMessage(`batch ${options.batchId} vanished during a commit`),
+          onSome: Effect.succeed
         }))
-        const evs: Array<{ idx: number; ord: number; tag: string; payload: unknown }> = []
-        for (const [idx, o] of options.outcomes.entries()) {
-          for (const draft of o.events) {
-            const encoded = yield* Effect.orDie(encodeDraft(draft))
-            evs.push({ idx, ord: evs.length, tag: encoded.tag, payload: encoded.payload })
-          }
-        }
-        const rows = yield* sql`
-          WITH x AS (
-            SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) AS x(idx int, key text,
-              attempt int, state text, output jsonb, error jsonb, due_at_ms bigint, consumed int, throttles int,
-              rounds_failed int, duration_ms float8, reason text, fail boolean)
-          ), upd AS (
-            UPDATE ${items} i SET state = x.state, output = x.output, last_error = COALESCE(x.error, i.last_error),
-              due_at_ms = x.due_at_ms, consumed = x.consumed, throttles = x.throttles, rounds_failed = x.rounds_failed,
-              reason = x.reason, lease_owner = NULL, lease_expires_at_ms = NULL, finished_at_ms = ${options.now},
-              duration_ms = x.duration_ms
-            FROM x
-            WHERE i.batch_id = ${options.batchId}::uuid AND i.key = ANY(ARRAY(SELECT key FROM x)) AND i.key = x.key
-              AND i.state = 'running' AND i.lease_owner = ${options.owner} AND i.attempt = x.attempt
-            RETURNING x.idx, x.state, x.fail
-          ), evin AS (
-            SELECT * FROM jsonb_to_recordset(${JSON.stringify(evs)}::text::jsonb)
-              AS e(idx int, ord int, tag text, payload jsonb)
-          ), ev AS (
-            SELECT e.tag, e.payload, row_number() OVER (ORDER BY e.ord) AS rn
-            FROM evin e WHERE e.idx IN (SELECT idx FROM upd)
-          ), agg0 AS (
-            SELECT count(*)::int AS n,
-              (count(*) FILTER (WHERE state = 'succeeded'))::int AS s,
-              (count(*) FILTER (WHERE state = 'retry'))::int AS r,
-              (count(*) FILTER (WHERE state = 'failed'))::int AS f,
-              (count(*) FILTER (WHERE state = 'quarantined'))::int AS q,
-              max(idx) FILTER (WHERE state = 'succeeded') AS last_ok
-            FROM upd
-          ), agg AS (
-            SELECT agg0.*, (SELECT count(*)::int FROM ev) AS nev,
-              (SELECT count(*)::int FROM upd WHERE fail AND idx > COALESCE(agg0.last_ok, -1)) AS tail
-            FROM agg0
-          ), ub AS (
-            UPDATE ${batches} b SET running = running - agg.n, succeeded = succeeded + agg.s,
-              retry_scheduled = retry_scheduled + agg.r, failed = failed + agg.f, quarantined = quarantined + agg.q,
-              seq = seq + agg.nev, updated_at_ms = ${options.now},
-              consecutive_failures = CASE WHEN agg.last_ok IS NULL THEN consecutive_failures + agg.tail
-                ELSE agg.tail END
-            FROM agg WHERE b.id = ${options.batchId}::uuid
-            RETURNING b.seq - agg.nev AS base, b.seq, b.total, b.queued, b.running, b.retry_scheduled, b.succeeded,
-              b.failed, b.quarantined, b.skipped, b.consecutive_failures
-          ), ins AS (
-            INSERT INTO ${events} (batch_id, seq, tag, payload, at_ms)
-            SELECT ${options.batchId}::uuid, ub.base + ev.rn, ev.tag, ev.payload, ${options.now} FROM ev, ub
-          )
-          SELECT (SELECT COALESCE(json_agg(idx), '[]'::json) FROM upd) AS applied, ub.seq, ub.total, ub.queued,
-            ub.running, ub.retry_scheduled, ub.succeeded, ub.failed, ub.quarantined, ub.skipped,
-            ub.consecutive_failures
-          FROM ub
-        `.pipe(Effect.flatMap(decodeCommit), Effect.catchTag("ParseError", Effect.die))
-        const row = rows[0]
-        if (row === undefined) return yield* Effect.dieMessage(`batch ${options.batchId} vanished during a commit`)
-        const appliedIdx = new Set(row.applied)
-        return {
-          applied: options.outcomes.filter((_, i) => appliedIdx.has(i)).map((o) => o.key),
-          rejected: options.outcomes.filter((_, i) => !appliedIdx.has(i)).map((o) => o.key),
-          seq: row.seq,
-          counts: countsOf(row),
-          consecutiveFailures: row.consecutive_failures
-        }
-      }).pipe(
-        Effect.withSpan("ItemRepo.complete", {
-          attributes: { batchId: options.batchId, outcomes: options.outcomes.length }
-        })
       )
 
     /** Extends the leases this owner holds on a batch's running items. */
@@ -284,11 +245,12 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
         ), upd AS (
           UPDATE ${items} i SET state = 'queued', lease_owner = NULL, lease_expires_at_ms = NULL
           FROM exp WHERE i.batch_id = exp.batch_id AND i.key = exp.key AND i.state = 'running'
-          RETURNING i.batch_id
+          RETURNING i.batch_id, i.ordinal
         ), agg AS (
-          SELECT batch_id, count(*)::int AS n FROM upd GROUP BY batch_id
+          SELECT batch_id, count(*)::int AS n, min(ordinal) AS lowest FROM upd GROUP BY batch_id
         )
-        UPDATE ${batches} b SET running = running - agg.n, queued = queued + agg.n
+        UPDATE ${batches} b SET running = running - agg.n, queued = queued + agg.n,
+          claim_cursor = LEAST(claim_cursor, agg.lowest - 1)
         FROM agg WHERE b.id = agg.batch_id
         RETURNING b.id::text AS batch_id, agg.n
       `.pipe(
@@ -370,9 +332,10 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
       }
           RETURNING key, ordinal
         ), agg AS (
-          SELECT count(*)::int AS n FROM upd
+          SELECT count(*)::int AS n, min(ordinal) AS lowest FROM upd
         ), ub AS (
           UPDATE ${batches} SET queued = queued + agg.n,
+            claim_cursor = LEAST(claim_cursor, COALESCE(agg.lowest - 1, claim_cursor)),
             ${options.from === "failed" ? sql`failed = failed - agg.n` : sql`quarantined = quarantined - agg.n`},
             consecutive_failures = 0,
             seq = seq + ${options.from === "failed" ? sql`0` : sql`agg.n`}, updated_at_ms = ${options.now}
@@ -413,6 +376,7 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
       )
 
     return {
+      cycle,
       claim,
       nextDue,
       complete,

@@ -1,0 +1,58 @@
+/**
+ * One benchmark in a fresh process: `node --import tsx bench/child.ts <name> '<json options>'`.
+ * Prints one `BENCH_RESULT {json}` line per measurement for `run.ts`.
+ */
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Schema from "effect/Schema"
+import { claimComplete } from "./src/Claim.js"
+import { insert } from "./src/Insert.js"
+import { twoProcesses, workerProcess } from "./src/MultiProcess.js"
+import { inMemory, workload } from "./src/Workloads.js"
+
+const Db = Schema.Literal("postgres", "embedded")
+const Count = { items: Schema.Int, concurrency: Schema.Int }
+
+/** A benchmark taking options decoded from JSON. */
+const command =
+  <A, I>(schema: Schema.Schema<A, I>, run: (options: A) => Effect.Effect<void, unknown>) => (json: unknown) =>
+    Effect.flatMap(Schema.decodeUnknown(schema)(json), run)
+
+const benchmarks: Record<string, (json: unknown) => Effect.Effect<void, unknown>> = {
+  insert: command(
+    Schema.Struct({
+      db: Db,
+      variant: Schema.Literal("repo", "direct-values", "direct-repo-statement"),
+      items: Schema.Int
+    }),
+    insert
+  ),
+  claim: command(
+    Schema.Struct({
+      db: Db,
+      variant: Schema.Literal("repo-cycle", "repo-claim-complete", "direct-cycle"),
+      bench: Schema.optional(Schema.String),
+      ...Count
+    }),
+    claimComplete
+  ),
+  workload: command(
+    Schema.Struct({ name: Schema.Literal("w1", "w2"), db: Db, repeat: Schema.Int, ...Count }),
+    workload
+  ),
+  memory: command(Schema.Struct(Count), inMemory),
+  w3: command(Schema.Struct(Count), twoProcesses),
+  worker: command(Schema.Struct({ url: Schema.String, owner: Schema.String, pollMs: Schema.Number }), workerProcess)
+}
+
+const [name = "", json = "{}"] = process.argv.slice(2)
+const program = benchmarks[name]?.(JSON.parse(json)) ?? Effect.dieMessage(`unknown benchmark ${name}`)
+
+Effect.runPromise(program.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,157 @@
+/**
+ * Orchestrator workloads: batches submitted through `BatchOrchestrator.submitEncoded` and awaited, every
+ * outcome durably recorded, and the ceilings they are compared with.
+ */
+import type { Ids } from "@effect-batch/domain"
+import { ItemKey } from "@effect-batch/domain/Ids"
+import { BatchOrchestrator, EffectBatch, Worker, Workflow, WorkflowRegistry } from "@effect-batch/server"
+import { Database, type TestDatabase } from "@effect-batch/tables"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { performance } from "node:perf_hooks"
+import {
+  type DbKind,
+  freshPostgres,
+  itemKey,
+  newBatchId,
+  processCpuMs,
+  report,
+  serverCpuMs,
+  since,
+  tenant
+} from "./Harness.js"
+
+class NeverFails extends Schema.TaggedError<NeverFails>()("NeverFails", {}) {}
+
+const Input = Schema.Struct({ n: Schema.Number })
+
+/** Does nothing: measures the orchestrator itself. */
+export const noop = Workflow.make({
+  name: "noop",
+  input: Input,
+  output: Schema.Null,
+  error: NeverFails,
+  run: () => Effect.succeed(null)
+})
+
+/** Sleeps 10 ms: measures how well slow work keeps the concurrency busy. */
+export const sleepy = Workflow.make({
+  name: "sleepy",
+  input: Input,
+  output: Schema.Null,
+  error: NeverFails,
+  run: () => Effect.as(Effect.sleep("10 millis"), null)
+})
+
+const decodeKey = Schema.decodeSync(ItemKey)
+
+export const items = (count: number) => Array.from({ length: count }, (_, i) => ({ key: itemKey(i), input: { n: i } }))
+
+/** The orchestrator with its worker over a database layer. */
+export const orchestrator = (database: TestDatabase.TestDatabase, worker: Partial<Worker.WorkerOptions> = {}) =>
+  EffectBatch.layer.pipe(
+    Layer.provide(WorkflowRegistry.layer(noop, sleepy)),
+    Layer.provide(Worker.layerConfig(worker)),
+    Layer.provide(database)
+  )
+
+/** Submits `count` items to `workflow` and awaits the batch: the total and the run phase (after the insert). */
+export const submitAndAwait = (workflow: Ids.WorkflowName, count: number, concurrency: number) =>
+  Effect.gen(function*() {
+    const o = yield* BatchOrchestrator.BatchOrchestrator
+    const input = items(count)
+    const cpu0 = processCpuMs()
+    const start = performance.now()
+    const batch = yield* o.submitEncoded(workflow, input, { concurrency }, { tenant })
+    const submitted = performance.now()
+    const elu0 = performance.eventLoopUtilization()
+    const done = yield* o.await({ tenant }, batch.id)
+    const end = performance.now()
+    const elu = performance.eventLoopUtilization(elu0).utilization
+    if (done.state._tag !== "Completed" || done.counts.succeeded !== count) {
+      return yield* Effect.dieMessage(`batch ended ${done.state._tag} with ${done.counts.succeeded}/${count}`)
+    }
+    return {
+      batchId: batch.id,
+      totalMs: end - start,
+      runMs: end - submitted,
+      submitMs: submitted - start,
+      nodeCpuUsPerItem: (processCpuMs() - cpu0) * 1000 / count,
+      eventLoopUtilization: elu
+    }
+  })
+
+/**
+ * W1 (no-op items) or W2 (10 ms items) in this process, `repeat` times on one orchestrator (a warm
+ * long-lived worker reports its later runs). On Postgres, also the server's CPU per item.
+ */
+export const workload = (options: {
+  readonly name: "w1" | "w2"
+  readonly db: DbKind
+  readonly items: number
+  readonly concurrency: number
+  readonly repeat: number
+}) =>
+  Effect.gen(function*() {
+    const url = options.db === "postgres" ? (yield* freshPostgres).url : undefined
+    const serverCpu = url === undefined ? Effect.succeed(0) : serverCpuMs(url)
+    const context = yield* Layer.build(
+      orchestrator(url === undefined ? Database.layerEmbedded({}) : Database.layerPostgres(url))
+    )
+    const workflow = options.name === "w1" ? noop.name : sleepy.name
+    for (let run = 1; run <= options.repeat; run++) {
+      const server0 = yield* serverCpu
+      const result = yield* Effect.provide(submitAndAwait(workflow, options.items, options.concurrency), context)
+      const serverUs = ((yield* serverCpu) - server0) * 1000 / options.items
+      const ideal = options.name === "w2" ? options.items * 10 / options.concurrency : 0
+      yield* report({
+        bench: options.name,
+        db: options.db,
+        variant: options.repeat > 1 ? `run ${run} of ${options.repeat}` : "fresh process",
+        items: options.items,
+        ms: result.totalMs,
+        extra: {
+          run,
+          itemsPerSecond: Math.round(options.items / result.totalMs * 1000),
+          runPhaseItemsPerSecond: Math.round(options.items / result.runMs * 1000),
+          submitMs: Math.round(result.submitMs),
+          runMs: Math.round(result.runMs),
+          nodeCpuUsPerItem: Math.round(result.nodeCpuUsPerItem),
+          eventLoopUtilization: Math.round(result.eventLoopUtilization * 100) / 100,
+          mainThreadUsPerItem: Math.round(result.eventLoopUtilization * result.runMs * 1000 / options.items),
+          ...(url === undefined ? {} : { serverCpuUsPerItem: Math.round(serverUs) }),
+          ...(ideal > 0 ? { efficiency: ideal / result.runMs, efficiencyTotal: ideal / result.totalMs } : {})
+        }
+      })
+    }
+  }).pipe(Effect.scoped)
+
+/** The same no-op work in memory with `Effect.forEach` at the concurrency: no persistence at all. */
+export const inMemory = (options: { readonly items: number; readonly concurrency: number }) =>
+  Effect.gen(function*() {
+    const runnable = yield* Workflow.toRunnable(noop)
+    const batchId = newBatchId()
+    const input = items(options.items)
+    const start = performance.now()
+    yield* Effect.forEach(
+      input,
+      (item, i) =>
+        runnable.run(item.input, {
+          batchId,
+          itemKey: decodeKey(item.key),
+          attempt: 1,
+          round: i,
+          limit: () => (effect) => effect
+        }).pipe(Effect.either),
+      { concurrency: options.concurrency, discard: true }
+    )
+    const ms = since(start)
+    yield* report({
+      bench: "ceiling",
+      variant: "in-memory Effect.forEach",
+      items: options.items,
+      ms,
+      extra: { itemsPerSecond: Math.round(options.items / ms * 1000) }
+    })
+  })

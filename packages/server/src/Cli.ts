@@ -1,0 +1,178 @@
+/**
+ * The `effect-batch` command line: `demo`, `serve`, `submit`, `watch`, `status`, `results` and the
+ * batch commands.
+ *
+ * @since 0.1.0
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { BatchClient, layerFetch } from "./BatchClient.js"
+import { parseItems } from "./Cli/Items.js"
+import * as Serve from "./Cli/Serve.js"
+import * as Watch from "./Cli/Watch.js"
+
+const port = Options.integer("port").pipe(
+  Options.withDefault(Number(process.env["PORT"] ?? 3000)),
+  Options.withDescription("the port to listen on (or PORT)")
+)
+const url = Options.text("url").pipe(
+  Options.withDefault(process.env["EFFECT_BATCH_URL"] ?? "http://127.0.0.1:3000"),
+  Options.withDescription("the server (or EFFECT_BATCH_URL)")
+)
+const token = Options.text("token").pipe(
+  Options.withDefault(process.env["EFFECT_BATCH_TOKEN"] ?? Serve.demoToken),
+  Options.withDescription("the bearer token (or EFFECT_BATCH_TOKEN)")
+)
+const batchId = Args.text({ name: "batch-id" })
+const note = Options.text("note").pipe(Options.withDefault(""), Options.withDescription("a note for the record"))
+
+const withClient = <A, E>(
+  options: { readonly url: string; readonly token: string },
+  f: (client: BatchClient["Type"]) => Effect.Effect<A, E>
+) => Effect.flatMap(BatchClient, f).pipe(Effect.provide(layerFetch({ url: options.url, token: options.token })))
+
+const printBatch = (batch: { readonly id: string; readonly state: { readonly _tag: string } }) =>
+  Console.log(`${batch.id} ${batch.state._tag}`)
+
+const demo = Command.make(
+  "demo",
+  {
+    port,
+    items: Options.integer("items").pipe(Options.withDefault(300)),
+    untilReview: Options.boolean("until-review").pipe(
+      Options.withDescription("exit once the batch waits for review (for CI)")
+    )
+  },
+  (o) => Serve.demo({ port: o.port, items: o.items, untilReview: o.untilReview || process.env["CI"] === "true" })
+).pipe(Command.withDescription("serve the dashboard on the embedded database and run the demo batch"))
+
+const serve = Command.make("serve", { port }, (o) => Serve.serve(o.port)).pipe(
+  Command.withDescription("serve the RPC, SSE and dashboard (DATABASE_URL or the embedded database)")
+)
+
+const submit = Command.make(
+  "submit",
+  {
+    url,
+    token,
+    file: Args.file({ name: "file", exists: "yes" }),
+    workflow: Options.text("workflow"),
+    config: Options.text("config").pipe(Options.optional, Options.withDescription("the batch config as JSON")),
+    idempotencyKey: Options.text("idempotency-key").pipe(Options.optional)
+  },
+  (o) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const items = yield* parseItems(yield* fs.readFileString(o.file))
+      const config = Option.map(o.config, (text) => JSON.parse(text))
+      const batch = yield* withClient(o, (client) =>
+        client.create({
+          workflow: o.workflow,
+          items,
+          ...Option.match(config, { onNone: () => ({}), onSome: (c) => ({ config: c }) }),
+          ...Option.match(o.idempotencyKey, { onNone: () => ({}), onSome: (k) => ({ idempotencyKey: k }) })
+        }))
+      yield* printBatch(batch)
+    })
+).pipe(Command.withDescription("submit a JSON array or NDJSON file of { key, input } items"))
+
+const watch = Command.make("watch", { url, token, batchId }, (o) =>
+  withClient(o, (client) =>
+    Watch.watch({
+      events: client.watch(o.batchId),
+      progress: client.progress(o.batchId),
+      output: process.stdout,
+      stopAt: (event) => event._tag === "ReviewRequested"
+    }))).pipe(
+    Command.withDescription("show a progress bar with counts, rate and ETA until the batch settles or waits for review")
+  )
+
+const status = Command.make(
+  "status",
+  { url, token, batchId },
+  (o) =>
+    withClient(
+      o,
+      (client) =>
+        Effect.flatMap(client.progress(o.batchId), (progress) => Console.log(JSON.stringify(progress, null, 2)))
+    )
+).pipe(
+  Command.withDescription("print the batch's progress snapshot as JSON")
+)
+
+const results = Command.make(
+  "results",
+  { url, token, batchId },
+  (o) =>
+    withClient(o, (client) =>
+      client.results(o.batchId).pipe(
+        Stream.runForEach((result) => Console.log(JSON.stringify(result)))
+      ))
+).pipe(Command.withDescription("print every item's result as NDJSON, in key order"))
+
+const simple = (
+  name: "pause" | "resume" | "cancel" | "approve" | "reject",
+  run: (
+    client: BatchClient["Type"],
+    id: string,
+    note: string
+  ) => Effect.Effect<{ readonly id: string; readonly state: { readonly _tag: string } }, unknown>
+) =>
+  Command.make(
+    name,
+    { url, token, batchId, note },
+    (o) => withClient(o, (client) => Effect.flatMap(run(client, o.batchId, o.note), printBatch))
+  ).pipe(
+    Command.withDescription(`${name} a batch`)
+  )
+
+const retryFailed = Command.make(
+  "retry-failed",
+  { url, token, batchId, dryRun: Options.boolean("dry-run") },
+  (o) =>
+    withClient(o, (client) =>
+      Effect.flatMap(
+        client.retryFailed(o.batchId, { dryRun: o.dryRun }),
+        (plan) =>
+          Console.log(
+            `${plan.dryRun ? "would re-queue" : "re-queued"} ${plan.count} item(s)${
+              plan.items.length > 0 ? `: ${plan.items.join(", ")}${plan.count > plan.items.length ? ", ..." : ""}` : ""
+            }`
+          )
+      ))
+).pipe(Command.withDescription("re-queue the failed items of a settled batch (--dry-run shows which)"))
+
+/**
+ * The command tree.
+ *
+ * @since 0.1.0
+ */
+export const command = Command.make("effect-batch").pipe(
+  Command.withSubcommands([
+    demo,
+    serve,
+    submit,
+    watch,
+    status,
+    results,
+    simple("pause", (c, id, n) => c.pause(id, n)),
+    simple("resume", (c, id) => c.resume(id)),
+    simple("cancel", (c, id, n) => c.cancel(id, n)),
+    simple("approve", (c, id, n) => c.approve(id, n)),
+    simple("reject", (c, id, n) => c.reject(id, n)),
+    retryFailed
+  ])
+)
+
+/**
+ * Runs the command line on `argv`.
+ *
+ * @since 0.1.0
+ */
+export const run = Command.run(command, { name: "effect-batch", version: "0.1.0" })

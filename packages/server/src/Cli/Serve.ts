@@ -1,0 +1,118 @@
+/**
+ * `serve` and `demo`: the server over `DATABASE_URL` or the embedded database.
+ *
+ * @since 0.1.0
+ */
+import { Ids } from "@effect-batch/domain"
+import { Database } from "@effect-batch/tables"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import * as Demo from "../Demo.js"
+import * as EffectBatch from "../EffectBatch.js"
+import * as Http from "../Http.js"
+import * as Auth from "../Http/Auth.js"
+import * as Dashboard from "../Http/Dashboard.js"
+import * as WorkflowRegistry from "../WorkflowRegistry.js"
+import * as Watch from "./Watch.js"
+
+/**
+ * The token of the demo when `EFFECT_BATCH_TOKENS` is not set.
+ *
+ * @since 0.1.0
+ */
+export const demoToken = "demo-token"
+
+/**
+ * The tenant of the demo token.
+ *
+ * @since 0.1.0
+ */
+export const demoTenant = "demo"
+
+/** The configured tokens, or the demo's. */
+const tokens = Effect.flatMap(Config.option(Config.redacted(Auth.envVar)), (configured) => {
+  const text = Option.match(configured, {
+    onNone: () => `${demoToken}=${demoTenant}:demo-user`,
+    onSome: Redacted.value
+  })
+  return Either.match(Auth.parse(text), {
+    onLeft: (message) => Effect.fail(ConfigError.InvalidData([Auth.envVar], message)),
+    onRight: (parsed) => Effect.succeed({ tokens: parsed, first: parsed[0] })
+  })
+})
+
+const firstToken = Effect.map(
+  tokens,
+  ({ first }) => first === undefined ? "" : Redacted.isRedacted(first.token) ? Redacted.value(first.token) : first.token
+)
+
+/**
+ * The server (with the dashboard at `/`) with the demo workflow registered, on the database of the
+ * environment.
+ *
+ * @since 0.1.0
+ */
+export const layer = (port: number) =>
+  Layer.unwrapEffect(Effect.map(tokens, (configured) =>
+    Http.layer({ port, routes: Dashboard.layer }).pipe(
+      Layer.provideMerge(EffectBatch.layer),
+      Layer.provide(Http.layerAuth(configured.tokens)),
+      Layer.provide(WorkflowRegistry.layer(Demo.workflow)),
+      Layer.provide(Database.layer)
+    )))
+
+/**
+ * Serves until interrupted.
+ *
+ * @since 0.1.0
+ */
+export const serve = (port: number) =>
+  Effect.gen(function*() {
+    const url = yield* Http.url
+    const first = yield* firstToken
+    yield* Console.log(`effect-batch listening on ${url} (dashboard: ${url}/?token=${encodeURIComponent(first)})`)
+    return yield* Effect.never
+  }).pipe(Effect.provide(layer(port)))
+
+/**
+ * The demo: submits the sample batch (or finds the one a previous run submitted), shows its
+ * progress until it waits for review, then keeps serving the dashboard unless `untilReview`.
+ *
+ * @since 0.1.0
+ */
+export const demo = (options: { readonly port: number; readonly items: number; readonly untilReview: boolean }) =>
+  Effect.gen(function*() {
+    const url = yield* Http.url
+    const first = yield* firstToken
+    const orchestrator = yield* BatchOrchestrator
+    const caller = { tenant: Schema.decodeSync(Ids.TenantId)(demoTenant), actor: "demo" }
+    const batch = yield* orchestrator.submit(Demo.workflow, Demo.documents(options.items), Demo.config, {
+      ...caller,
+      idempotencyKey: `demo-${options.items}`
+    })
+    yield* Console.log(`Dashboard: ${url}/?token=${encodeURIComponent(first)}`)
+    yield* Console.log(`Batch ${batch.id}: ${batch.counts.queued + batch.counts.running} item(s) to go`)
+    const waiting = batch.state._tag !== "Running" && batch.state._tag !== "Paused" && batch.state._tag !== "Pending"
+    const last = yield* Watch.watch({
+      events: waiting ? Stream.empty : orchestrator.events(caller, batch.id, batch.lastSeq),
+      progress: orchestrator.progress(caller, batch.id),
+      output: process.stdout,
+      stopAt: (event) => event._tag === "ReviewRequested"
+    })
+    yield* Console.log(
+      `Batch ${batch.id} is ${last.state._tag}: ${last.counts.succeeded} succeeded, ${last.counts.failed} failed, ` +
+        `${last.counts.quarantined} quarantined.`
+    )
+    if (options.untilReview) return last
+    yield* Console.log(`Approve or reject it in the dashboard, or: effect-batch approve ${batch.id}. Ctrl-C to stop.`)
+    return yield* Effect.never
+  }).pipe(Effect.provide(layer(options.port)))

@@ -1,0 +1,124 @@
+/**
+ * What `POST /rpc` checks before the RPC server sees a request, so that a bad request gets an HTTP
+ * error with a typed JSON body (and changes nothing): the bearer token (401), a `Content-Length` (411)
+ * within the body limit (413), at most `maxRequestsPerBody` requests (413), and that the body is NDJSON
+ * RPC requests of known RPCs whose payloads decode (400).
+ *
+ * @since 0.1.0
+ */
+import { Errors, Rpcs } from "@effect-batch/domain"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { bearerToken, HttpAuth } from "./Auth.js"
+import { HttpConfig } from "./Config.js"
+import { failure, type HttpError } from "./Responses.js"
+
+const Envelope = Schema.Struct({
+  _tag: Schema.Literal("Request"),
+  id: Schema.String.pipe(Schema.pattern(/^[0-9]{1,18}$/, { message: () => "id must be a decimal integer" })),
+  tag: Schema.String,
+  payload: Schema.Unknown,
+  headers: Schema.Array(Schema.Tuple(Schema.String, Schema.String)),
+  traceId: Schema.optional(Schema.String),
+  spanId: Schema.optional(Schema.String),
+  sampled: Schema.optional(Schema.Boolean)
+})
+const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
+
+const payloadDecoders = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+for (const rpc of Rpcs.BatchRpcs.requests.values()) {
+  const schema: Schema.Schema.AnyNoContext = rpc.payloadSchema
+  payloadDecoders.set(rpc._tag, Schema.decodeUnknownEither(schema))
+}
+
+const invalid = (message: string) => new Errors.InvalidRequest({ message })
+const format = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+
+/**
+ * One RPC request as it arrives, checked.
+ *
+ * @since 0.1.0
+ */
+export type Envelope = typeof Envelope.Type
+
+/**
+ * Checks an NDJSON body of RPC requests: each line a well-formed request of a known RPC, with a
+ * payload that decodes, a unique id, and no `authorization` header of its own.
+ *
+ * @since 0.1.0
+ */
+export const validate = (
+  body: string,
+  maxRequests: number
+): Either.Either<ReadonlyArray<Envelope>, Errors.InvalidRequest | Errors.LimitExceeded> => {
+  const lines = body.split("\n")
+  const rest = lines.pop() ?? ""
+  if (rest.trim() !== "") return Either.left(invalid("each request must be one JSON line ending with a newline"))
+  if (lines.length === 0) return Either.left(invalid("the body has no request"))
+  if (lines.length > maxRequests) {
+    return Either.left(new Errors.LimitExceeded({ limit: "requests per body", max: maxRequests }))
+  }
+  const ids = new Set<string>()
+  const envelopes: Array<Envelope> = []
+  for (const [index, line] of lines.entries()) {
+    const at = `line ${index + 1}`
+    let json: unknown
+    try {
+      json = JSON.parse(line)
+    } catch {
+      return Either.left(invalid(`${at}: malformed JSON`))
+    }
+    const envelope = decodeEnvelope(json)
+    if (Either.isLeft(envelope)) return Either.left(invalid(`${at}: not an RPC request: ${format(envelope.left)}`))
+    const { headers, id, payload, tag } = envelope.right
+    const decode = payloadDecoders.get(tag)
+    if (decode === undefined) return Either.left(invalid(`${at}: unknown RPC ${JSON.stringify(tag.slice(0, 64))}`))
+    if (ids.has(id)) return Either.left(invalid(`${at}: duplicate request id ${id}`))
+    ids.add(id)
+    if (headers.some(([name]) => name.toLowerCase() === "authorization")) {
+      return Either.left(invalid(`${at}: send the token in the HTTP Authorization header`))
+    }
+    const decoded = decode(payload)
+    if (Either.isLeft(decoded)) return Either.left(invalid(`${at}: invalid ${tag} payload: ${format(decoded.left)}`))
+    envelopes.push(envelope.right)
+  }
+  return Either.right(envelopes)
+}
+
+/**
+ * Checks a `POST /rpc` request: its requests, or the error answer to send instead.
+ *
+ * @since 0.1.0
+ */
+export const check = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Either.Either<ReadonlyArray<Envelope>, HttpServerResponse.HttpServerResponse>, never, HttpAuth> =>
+  Effect.gen(function*() {
+    const auth = yield* HttpAuth
+    const config = yield* HttpConfig
+    const refuse = (error: HttpError, options?: Parameters<typeof failure>[1]) =>
+      Effect.map(failure(error, options), Either.left)
+    const tooLarge = new Errors.LimitExceeded({ limit: "request body bytes", max: config.maxRpcBodyBytes })
+    const principal = yield* Effect.either(auth.authenticate(bearerToken(request.headers)))
+    if (Either.isLeft(principal)) return yield* refuse(principal.left, { headers: { "www-authenticate": "Bearer" } })
+    // A known length lets an oversized body be refused before it is read, with a 413 the client gets
+    const length = request.headers["content-length"]
+    if (length === undefined) return yield* refuse(invalid("Content-Length is required"), { status: 411 })
+    if (!/^[0-9]+$/.test(length)) return yield* refuse(invalid("invalid Content-Length"))
+    if (Number(length) > config.maxRpcBodyBytes) return yield* refuse(tooLarge, { status: 413 })
+    const body = yield* Effect.either(
+      HttpIncomingMessage.withMaxBodySize(request.text, Option.some(config.maxRpcBodyBytes))
+    )
+    if (Either.isLeft(body)) return yield* refuse(invalid("unreadable body"))
+    const checked = validate(body.right, config.maxRequestsPerBody)
+    if (Either.isLeft(checked)) {
+      return yield* refuse(checked.left, checked.left._tag === "LimitExceeded" ? { status: 413 } : {})
+    }
+    return Either.right(checked.right)
+  })

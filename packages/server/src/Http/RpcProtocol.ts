@@ -1,0 +1,145 @@
+/**
+ * The RPC protocol of `POST /rpc`: NDJSON over HTTP, like `RpcServer.makeProtocolWithHttpApp`, with
+ * two differences. Requests are checked first (`RpcGuard`: a bad one gets an HTTP error and reaches no
+ * handler). Responses go through a bounded buffer per request (`streamBufferSize` messages): a
+ * streaming RPC (`GetResults`, `StreamProgress`) is produced only as fast as its client reads it, so a
+ * slow client costs a bounded amount of memory, and one whose buffer stays full for `stallTimeout` is
+ * disconnected.
+ *
+ * @since 0.1.0
+ */
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as RpcMessage from "@effect/rpc/RpcMessage"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { HttpAuth } from "./Auth.js"
+import { HttpConfig } from "./Config.js"
+import { check, type Envelope } from "./RpcGuard.js"
+
+interface Client {
+  readonly write: (response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
+  readonly end: Effect.Effect<void>
+}
+
+const utf8 = new TextEncoder()
+
+const toRequest = (envelope: Envelope, headers: ReadonlyArray<[string, string]>): RpcMessage.RequestEncoded => ({
+  _tag: "Request",
+  id: envelope.id,
+  tag: envelope.tag,
+  payload: envelope.payload,
+  headers: [...headers, ...envelope.headers.map(([name, value]): [string, string] => [name, value])],
+  ...(envelope.traceId === undefined ? {} : { traceId: envelope.traceId }),
+  ...(envelope.spanId === undefined ? {} : { spanId: envelope.spanId }),
+  ...(envelope.sampled === undefined ? {} : { sampled: envelope.sampled })
+})
+
+/** Cuts the connection of a client that stopped reading (its pending writes would never finish). */
+const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.try(() => NodeHttpServerRequest.toServerResponse(request).destroy()).pipe(
+    Effect.catchAll((error) => Effect.logDebug("could not destroy a stalled RPC connection", error))
+  )
+
+/**
+ * The protocol, and the HTTP handler to route `POST /rpc` to.
+ *
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<
+  {
+    readonly protocol: RpcServer.Protocol["Type"]
+    readonly handler: Effect.Effect<
+      HttpServerResponse.HttpServerResponse,
+      never,
+      HttpServerRequest.HttpServerRequest | Scope.Scope
+    >
+  },
+  never,
+  HttpAuth
+> = Effect.gen(function*() {
+  const config = yield* HttpConfig
+  const context = yield* Effect.context<HttpAuth>()
+  const disconnects = yield* Mailbox.make<number>()
+  const clients = new Map<number, Client>()
+  const clientIds = new Set<number>()
+  let nextClientId = 0
+  let writeRequest: (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void> = () => Effect.void
+
+  const protocol = yield* RpcServer.Protocol.make((write) => {
+    writeRequest = write
+    return Effect.succeed({
+      disconnects,
+      send: (clientId, response) => clients.get(clientId)?.write(response) ?? Effect.void,
+      end: (clientId) => clients.get(clientId)?.end ?? Effect.void,
+      clientIds: Effect.sync(() => clientIds),
+      initialMessage: Effect.succeedNone,
+      supportsAck: false,
+      supportsTransferables: false,
+      supportsSpanPropagation: false
+    })
+  })
+
+  const handler = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const checked = yield* Effect.provide(check(request), context)
+    if (Either.isLeft(checked)) return checked.left
+    const envelopes = checked.right
+    const id = nextClientId++
+    const mailbox = yield* Mailbox.make<Uint8Array>({ capacity: config.streamBufferSize, strategy: "suspend" })
+    const parser = RpcSerialization.ndjson.unsafeMake()
+    const encode = (response: RpcMessage.FromServerEncoded): Uint8Array | undefined => {
+      let encoded: string | Uint8Array | undefined
+      try {
+        encoded = parser.encode(response)
+      } catch (cause) {
+        encoded = parser.encode(RpcMessage.ResponseDefectEncoded(cause))
+      }
+      return typeof encoded === "string" ? utf8.encode(encoded) : encoded
+    }
+    clientIds.add(id)
+    clients.set(id, {
+      write: (response) => {
+        const bytes = encode(response)
+        if (bytes === undefined) return Effect.void
+        return mailbox.offer(bytes).pipe(
+          Effect.timeoutFail({ duration: config.stallTimeout, onTimeout: () => "stalled" }),
+          Effect.catchAll(() =>
+            Effect.logInfo("disconnecting an RPC client that stopped reading").pipe(
+              Effect.zipRight(disconnect(request)),
+              Effect.zipRight(mailbox.end)
+            )
+          ),
+          Effect.asVoid
+        )
+      },
+      end: Effect.asVoid(mailbox.end)
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        clientIds.delete(id)
+        clients.delete(id)
+        disconnects.unsafeOffer(id)
+        // ended: every request was answered; otherwise the client left and its requests are interrupted
+        if (Option.isNone(mailbox.unsafeSize())) return Effect.void
+        return Effect.forEach(
+          envelopes,
+          (envelope) => writeRequest(id, { _tag: "Interrupt", requestId: envelope.id }),
+          { discard: true }
+        )
+      })
+    )
+    const headers = Object.entries(request.headers)
+    for (const envelope of envelopes) yield* writeRequest(id, toRequest(envelope, headers))
+    yield* writeRequest(id, RpcMessage.constEof)
+    return HttpServerResponse.stream(Mailbox.toStream(mailbox), { contentType: "application/ndjson" })
+  }).pipe(Effect.interruptible)
+
+  return { protocol, handler } as const
+})

@@ -1,0 +1,190 @@
+/**
+ * `GET /batches/:id/events`: a batch's events as a `text/event-stream` (`id:` the sequence, `event:`
+ * the tag, `data:` the JSON-encoded event). `Last-Event-ID` (or `?after=N`) replays what was missed,
+ * then the stream goes live with no gap and no duplicate, and ends after the batch's terminal event.
+ * A comment line opens the stream (so the headers flush) and another is sent every `heartbeat`.
+ *
+ * Each client has a buffer of `streamBufferSize` events; the batch's events never wait for a client. A
+ * client whose buffer stays full for `stallTimeout` is disconnected and resumes from its last id.
+ *
+ * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
+ * stops reconnecting), 400 (invalid id or sequence), 401, 404 (unknown or another tenant's batch),
+ * 429 (the tenant has `maxStreamsPerTenant` streams open).
+ *
+ * @since 0.1.0
+ */
+import { BatchEvent, Errors, Ids } from "@effect-batch/domain"
+import * as Sse from "@effect/experimental/Sse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Mailbox from "effect/Mailbox"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import { browserToken, HttpAuth } from "./Auth.js"
+import { HttpConfig } from "./Config.js"
+import { follow, isSettled } from "./Events.js"
+import { OpenStreams } from "./OpenStreams.js"
+import { failure } from "./Responses.js"
+
+/**
+ * The route of the event stream.
+ *
+ * @since 0.1.0
+ */
+export const path = "/batches/:id/events"
+
+class Stalled extends Data.TaggedError("Stalled") {}
+
+const SequenceParam = Schema.String.pipe(
+  Schema.pattern(/^[0-9]{1,15}$/),
+  Schema.compose(Ids.SequenceFromString)
+)
+const decodeSequence = Schema.decodeUnknown(SequenceParam)
+const decodeBatchId = Schema.decodeUnknown(Ids.BatchId)
+const utf8 = new TextEncoder()
+const opening = utf8.encode(": effect-batch events\n\n")
+const heartbeatLine = utf8.encode(": heartbeat\n\n")
+
+const encodeEventSync = Schema.encodeSync(BatchEvent.BatchEvent)
+
+/** One event as SSE bytes. Encoding a decoded event cannot fail; if it did, that is a defect. */
+const toFrame = (event: BatchEvent.BatchEvent): Uint8Array =>
+  utf8.encode(Sse.encoder.write({
+    _tag: "Event",
+    event: event._tag,
+    id: String(event.seq),
+    data: JSON.stringify(encodeEventSync(event))
+  }))
+
+/** `Last-Event-ID` wins over `?after=` (a reconnecting `EventSource` sends both). */
+const afterOf = (
+  request: HttpServerRequest.HttpServerRequest,
+  search: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+): Effect.Effect<number, Errors.InvalidRequest> => {
+  const header = request.headers["last-event-id"]
+  const [source, value] = header !== undefined && header !== ""
+    ? ["Last-Event-ID", header]
+    : ["after", search["after"]]
+  if (value === undefined) return Effect.succeed(0)
+  return decodeSequence(value).pipe(
+    Effect.mapError(() => new Errors.InvalidRequest({ message: `${source} must be a sequence number (0, 1, 2, ...)` }))
+  )
+}
+
+/** Cuts the connection of a client that stopped reading (its pending writes would never finish). */
+const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.try(() => NodeHttpServerRequest.toServerResponse(request).destroy()).pipe(
+    Effect.catchAll((error) => Effect.logDebug("could not destroy a stalled SSE connection", error))
+  )
+
+/**
+ * The bytes of an event stream, buffered for one client: the opening comment, then the events and
+ * heartbeats. The events are pulled by a fiber of the request's scope.
+ *
+ * @since 0.1.0
+ */
+export const body = <E>(
+  request: HttpServerRequest.HttpServerRequest,
+  events: Stream.Stream<BatchEvent.BatchEvent, E>
+): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* HttpConfig
+    const mailbox = yield* Mailbox.make<Uint8Array>({ capacity: config.streamBufferSize, strategy: "suspend" })
+    const stalled = Effect.timeoutFail({ duration: config.stallTimeout, onTimeout: () => new Stalled() })
+    const heartbeats = mailbox.offer(heartbeatLine).pipe(
+      stalled,
+      Effect.delay(config.heartbeat),
+      Effect.forever
+    )
+    // what fits goes in at once; the rest one by one, each within the stall timeout (no progress: cut)
+    const offer = (frames: Chunk.Chunk<Uint8Array>) =>
+      Effect.suspend(() => {
+        const rest = mailbox.unsafeOfferAll(frames)
+        return Chunk.isEmpty(rest)
+          ? Effect.void
+          : Effect.forEach(rest, (frame) => stalled(mailbox.offer(frame)), { discard: true })
+      })
+    const frames = events.pipe(
+      Stream.runForEachChunk((chunk) => offer(Chunk.map(chunk, toFrame))),
+      Effect.raceFirst(heartbeats)
+    )
+    yield* frames.pipe(
+      Effect.catchTag("Stalled", () =>
+        Effect.logInfo("disconnecting an SSE client that stopped reading").pipe(
+          Effect.zipRight(disconnect(request))
+        )),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : Effect.logWarning("event stream failed; the client resumes from its last id", cause)
+      ),
+      Effect.ensuring(mailbox.end),
+      Effect.forkScoped
+    )
+    return Stream.concat(Stream.succeed(opening), Mailbox.toStream(mailbox))
+  })
+
+const handler = Effect.gen(function*() {
+  const auth = yield* HttpAuth
+  const orchestrator = yield* BatchOrchestrator
+  const streams = yield* OpenStreams
+  const config = yield* HttpConfig
+  return Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const search = yield* HttpServerRequest.ParsedSearchParams
+    const params = yield* HttpLayerRouter.params
+    const principal = yield* auth.authenticate(browserToken(request, search))
+    const batchId = yield* decodeBatchId(params["id"]).pipe(
+      Effect.mapError(() => new Errors.InvalidRequest({ message: "the batch id must be a UUID" }))
+    )
+    const after = yield* afterOf(request, search)
+    const caller = { tenant: principal.tenant, actor: principal.actor }
+    const batch = yield* orchestrator.get(caller, batchId)
+    if (after > batch.lastSeq) {
+      return yield* new Errors.InvalidRequest({
+        message: `sequence ${after} is beyond the batch's last event (${batch.lastSeq})`
+      })
+    }
+    if (isSettled(batch) && after >= batch.lastSeq) return HttpServerResponse.empty({ status: 204 })
+    yield* streams.acquire(principal.tenant, "sse")
+    const bytes = yield* body(request, follow(orchestrator, caller, batch, after)).pipe(
+      Effect.provideService(HttpConfig, config)
+    )
+    return HttpServerResponse.stream(bytes, {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
+    })
+  }).pipe(
+    Effect.catchTags({
+      Unauthorized: (error) => failure(error, { headers: { "www-authenticate": "Bearer" } }),
+      InvalidRequest: (error) => failure(error),
+      BatchNotFound: (error) => failure(error),
+      LimitExceeded: (error) => failure(error),
+      SqlError: (error) =>
+        Effect.zipRight(
+          Effect.logError("SSE request failed on a database error", error),
+          Effect.succeed(HttpServerResponse.empty({ status: 503 }))
+        )
+    })
+  )
+})
+
+/**
+ * The event-stream route.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<
+  never,
+  never,
+  HttpLayerRouter.HttpRouter | HttpAuth | BatchOrchestrator | OpenStreams
+> = HttpLayerRouter.use((router) => Effect.flatMap(handler, (h) => router.add("GET", path, h)))

@@ -1,0 +1,140 @@
+import { Http } from "@effect-batch/server"
+import { TestDatabase } from "@effect-batch/tables"
+import { assert, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { server, tokens } from "./support/HttpServer.js"
+
+const bin = Path.resolve(import.meta.dirname, "../packages/server/src/bin.ts")
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the CLI in a child process, as a user would. */
+const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.async<Run>((resume) => {
+    const child = ChildProcess.execFile(
+      process.execPath,
+      ["--import", "tsx", bin, ...args],
+      { env: { ...process.env, ...env, CI: "" }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resume(
+          Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
+        )
+    )
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const ok = (run: Run) => {
+  assert.strictEqual(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`)
+  return run.stdout
+}
+
+const batchIdOf = (stdout: string) => {
+  const match = /^([0-9a-f-]{36}) (\w+)$/m.exec(stdout)
+  assert.isNotNull(match, stdout)
+  return { id: match![1]!, state: match![2]! }
+}
+
+const writeItems = (items: ReadonlyArray<{ readonly key: string; readonly input: unknown }>, ndjson: boolean) => {
+  const file = Path.join(
+    Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-batch-cli-")),
+    ndjson ? "items.ndjson" : "items.json"
+  )
+  Fs.writeFileSync(file, ndjson ? items.map((i) => JSON.stringify(i)).join("\n") : JSON.stringify(items))
+  return file
+}
+
+const paced = (n: number, ms: number, failing: ReadonlyArray<number> = []) =>
+  Array.from({ length: n }, (_, i) => ({
+    key: `item-${String(i).padStart(3, "0")}`,
+    input: { ms, fail: failing.includes(i) }
+  }))
+
+layer(server(TestDatabase.layerEmbedded), { timeout: "240 seconds", excludeTestServices: true })("the CLI", (it) => {
+  const common = Effect.map(Http.url, (url) => ["--url", url, "--token", tokens.acme])
+
+  it.effect("submit, watch to 100%, status, results, approve", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const file = writeItems(paced(30, 40), true)
+      const submitted = batchIdOf(ok(
+        yield* cli(["submit", file, "--workflow", "paced", "--config", "{\"concurrency\":4,\"review\":true}", ...base])
+      ))
+      assert.strictEqual(submitted.state, "Running")
+      const watched = ok(yield* cli(["watch", submitted.id, ...base]))
+      const lines = watched.trim().split("\n")
+      const last = lines[lines.length - 1]!
+      assert.match(last, /\[#{30}\] 100% 30\/30 ok 30 failed 0 running 0 \| [\d.]+\/s ETA 0s \| AwaitingReview/)
+      assert.isTrue(lines.some((line) => /ETA/.test(line)))
+      const status = JSON.parse(ok(yield* cli(["status", submitted.id, ...base])))
+      assert.strictEqual(status.counts.succeeded, 30)
+      assert.strictEqual(status.state._tag, "AwaitingReview")
+      const results = ok(yield* cli(["results", submitted.id, ...base])).trim().split("\n").map((l) => JSON.parse(l))
+      assert.deepStrictEqual(results.map((r) => r.key), paced(30, 40).map((i) => i.key))
+      assert.deepStrictEqual(results[0], { key: "item-000", state: "Succeeded", output: { slept: 40 } })
+      assert.strictEqual(
+        batchIdOf(ok(yield* cli(["approve", submitted.id, "--note", "fine", ...base]))).state,
+        "Completed"
+      )
+    }))
+
+  it.effect("pause, resume, cancel", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const file = writeItems(paced(200, 500), false)
+      const { id } = batchIdOf(
+        ok(yield* cli(["submit", file, "--workflow", "paced", "--config", "{\"concurrency\":2}", ...base]))
+      )
+      assert.strictEqual(batchIdOf(ok(yield* cli(["pause", id, "--note", "lunch", ...base]))).state, "Paused")
+      assert.strictEqual(batchIdOf(ok(yield* cli(["resume", id, ...base]))).state, "Running")
+      assert.strictEqual(batchIdOf(ok(yield* cli(["cancel", id, ...base]))).state, "Cancelled")
+    }))
+
+  it.effect("reject, retry-failed with and without --dry-run", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const file = writeItems(paced(6, 5, [1, 4]), true)
+      const { id } = batchIdOf(
+        ok(yield* cli(["submit", file, "--workflow", "paced", "--config", "{\"review\":true}", ...base]))
+      )
+      ok(yield* cli(["watch", id, ...base]))
+      assert.strictEqual(batchIdOf(ok(yield* cli(["reject", id, "--note", "two failed", ...base]))).state, "Rejected")
+      assert.strictEqual(
+        ok(yield* cli(["retry-failed", id, "--dry-run", ...base])).trim(),
+        "would re-queue 2 item(s): item-001, item-004"
+      )
+      assert.strictEqual(
+        ok(yield* cli(["retry-failed", id, ...base])).trim(),
+        "re-queued 2 item(s): item-001, item-004"
+      )
+    }))
+
+  it.effect("fails with a typed error and a non-zero exit code", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const missing = yield* cli(["status", "3f573780-08ef-4936-b52b-9dcf4fd0d39d", ...base])
+      assert.notStrictEqual(missing.code, 0)
+      assert.include(missing.stderr, "BatchNotFound")
+      const badToken = yield* cli([
+        "status",
+        "3f573780-08ef-4936-b52b-9dcf4fd0d39d",
+        "--url",
+        base[1]!,
+        "--token",
+        "nope"
+      ])
+      assert.notStrictEqual(badToken.code, 0)
+      assert.include(badToken.stderr, "Unauthorized")
+      const file = writeItems([{ key: "a", input: { ms: "slow" } }], false)
+      const invalid = yield* cli(["submit", file, "--workflow", "paced", ...base])
+      assert.notStrictEqual(invalid.code, 0)
+      assert.include(invalid.stderr, "InvalidItems")
+    }))
+})

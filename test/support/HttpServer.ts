@@ -1,0 +1,109 @@
+import { EffectBatch, Http, Worker, Workflow, WorkflowRegistry } from "@effect-batch/server"
+import type { TestDatabase } from "@effect-batch/tables"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Http_ from "node:http"
+
+/** Two tenants, each with a token. */
+export const tokens = {
+  acme: "acme-token-0123456789",
+  globex: "globex-token-0123456789"
+} as const
+
+export class PacedError extends Schema.TaggedError<PacedError>()("PacedError", { reason: Schema.String }) {}
+
+/**
+ * Sleeps `ms` (real time) per item; `fail: true` fails it for good, with a reason `pad` characters
+ * long (big events, to fill a client's socket buffers).
+ */
+export const paced = Workflow.make({
+  name: "paced",
+  input: Schema.Struct({
+    ms: Schema.Number,
+    fail: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+    pad: Schema.optionalWith(Schema.Int, { default: () => 0 })
+  }),
+  output: Schema.Struct({ slept: Schema.Number }),
+  error: PacedError,
+  retryable: () => false,
+  run: (input) =>
+    Effect.sleep(Duration.millis(input.ms)).pipe(
+      Effect.zipRight(
+        input.fail
+          ? Effect.fail(new PacedError({ reason: `asked to fail ${"x".repeat(input.pad)}` }))
+          : Effect.succeed({ slept: input.ms })
+      )
+    )
+})
+
+/** `n` items that each take `ms`. */
+export const items = (n: number, ms: number) =>
+  Array.from({ length: n }, (_, i) => ({ key: `item-${String(i).padStart(4, "0")}`, input: { ms } }))
+
+/**
+ * A server on a free port over `db`, with the orchestrator running `paced`, and the tokens above.
+ * Exposes the database, the orchestrator and the server (for its address).
+ */
+export const server = (db: TestDatabase.TestDatabase, config: Http.ServeOptions["config"] = {}) =>
+  Http.layer({ port: 0, host: "127.0.0.1", config }).pipe(
+    Layer.provideMerge(Http.layerAuth([
+      { token: tokens.acme, tenant: "acme", actor: "alice" },
+      { token: tokens.globex, tenant: "globex" }
+    ])),
+    Layer.provideMerge(
+      EffectBatch.layer.pipe(
+        Layer.provide(WorkflowRegistry.layer(paced)),
+        Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100) }))
+      )
+    ),
+    Layer.provideMerge(db),
+    Layer.orDie
+  )
+
+/** A plain HTTP answer. */
+export interface Answer {
+  readonly status: number
+  readonly headers: Http_.IncomingHttpHeaders
+  readonly body: string
+}
+
+/** One HTTP request with Node's client (no retries, no pooling surprises). */
+export const request = (
+  url: string,
+  options: {
+    readonly method?: string
+    readonly headers?: Record<string, string>
+    readonly body?: string
+    /** send the body chunked, without a Content-Length */
+    readonly chunked?: boolean
+  } = {}
+) =>
+  Effect.async<Answer, Error>((resume) => {
+    const headers = options.body === undefined || options.chunked === true
+      ? options.headers
+      : { "content-length": String(Buffer.byteLength(options.body)), ...options.headers }
+    const req = Http_.request(url, { method: options.method ?? "GET", headers, agent: false }, (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (chunk: Buffer) => chunks.push(chunk))
+      res.on("end", () =>
+        resume(Effect.succeed({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8")
+        })))
+      res.on("error", (error) => resume(Effect.fail(error)))
+    })
+    req.on("error", (error) => resume(Effect.fail(error)))
+    if (options.body !== undefined) req.write(options.body)
+    req.end()
+    return Effect.sync(() => req.destroy())
+  })
+
+/** `Authorization: Bearer` for a tenant. */
+export const bearer = (tenant: keyof typeof tokens) => ({ authorization: `Bearer ${tokens[tenant]}` })
+
+/** One NDJSON line of an RPC request. */
+export const rpcLine = (tag: string, payload: unknown, id = "1") =>
+  JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"

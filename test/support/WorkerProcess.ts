@@ -1,0 +1,104 @@
+/**
+ * A worker process for the durability tests: `node --import tsx test/support/WorkerProcess.ts`.
+ *
+ * Environment: `DATABASE_URL` (required), `OWNER` (its lease owner name), `ITEM_MS` (real time per
+ * item), `POLL_MS` (how often its worker loop looks for work and pending hooks), `LOG_ATTEMPTS` (write
+ * an `Attempt` line per finished attempt), `WATCH_BATCH` (follow that batch's events: write `Watching`
+ * once subscribed, then `Watched` after the terminal event), `HOOK` (`none`; `record`: a settlement
+ * hook that records a row; `hang`: records a row, writes `HookStarted` and never commits).
+ */
+import { Ids } from "@effect-batch/domain"
+import { BatchOrchestrator, EffectBatch, Worker, WorkflowRegistry } from "@effect-batch/server"
+import { Database } from "@effect-batch/tables"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { durableWork, emit, HookStarted, Ready, recordingHook, Watched, Watching } from "./Durable.js"
+import { caller } from "./Harness.js"
+
+const settings = Config.all({
+  url: Config.redacted("DATABASE_URL"),
+  owner: Config.string("OWNER").pipe(Config.withDefault(`worker-${process.pid}`)),
+  itemMs: Config.integer("ITEM_MS").pipe(Config.withDefault(10)),
+  pollMs: Config.integer("POLL_MS").pipe(Config.withDefault(100)),
+  logAttempts: Config.boolean("LOG_ATTEMPTS").pipe(Config.withDefault(false)),
+  watch: Config.option(Config.string("WATCH_BATCH")),
+  hook: Config.literal("none", "record", "hang")("HOOK").pipe(Config.withDefault("none"))
+})
+
+type Settings = Config.Config.Success<typeof settings>
+
+const layer = (s: Settings) => {
+  const hook: Layer.Layer<never, never, SqlClient.SqlClient> = s.hook === "none"
+    ? Layer.empty
+    : recordingHook({
+      owner: s.owner,
+      after: s.hook === "hang"
+        ? (record) => emit(HookStarted.make({ owner: s.owner, batchId: record.id })).pipe(Effect.zipRight(Effect.never))
+        : undefined
+    })
+  const workflow = durableWork({
+    itemMs: s.itemMs,
+    owner: s.owner,
+    onAttempt: s.logAttempts ? emit : undefined
+  })
+  return EffectBatch.layer.pipe(
+    Layer.provide(Layer.mergeAll(
+      WorkflowRegistry.layer(workflow),
+      Worker.layerConfig({ owner: s.owner, pollInterval: Duration.millis(s.pollMs) }),
+      hook
+    )),
+    Layer.provide(Database.layerPostgres(s.url))
+  )
+}
+
+/** Follows a batch from its first event to its terminal one and reports what arrived. */
+const watch = (owner: string, batchId: Ids.BatchId) =>
+  Effect.gen(function*() {
+    const orchestrator = yield* BatchOrchestrator.BatchOrchestrator
+    const initial = { events: 0, itemSucceeded: 0, keys: new Set<string>(), gapless: true, lastTag: "" }
+    const seen = yield* orchestrator.events(caller, batchId, 0).pipe(
+      Stream.tap((event) => event.seq === 1 ? emit(Watching.make({ owner, batchId })) : Effect.void),
+      Stream.runFold(initial, (acc, event) => {
+        if (event._tag === "ItemSucceeded") acc.keys.add(event.itemKey)
+        return {
+          events: acc.events + 1,
+          itemSucceeded: acc.itemSucceeded + (event._tag === "ItemSucceeded" ? 1 : 0),
+          keys: acc.keys,
+          gapless: acc.gapless && event.seq === acc.events + 1,
+          lastTag: event._tag
+        }
+      })
+    )
+    yield* emit(Watched.make({
+      owner,
+      batchId,
+      events: seen.events,
+      itemSucceeded: seen.itemSucceeded,
+      distinctSucceeded: seen.keys.size,
+      gapless: seen.gapless,
+      lastTag: seen.lastTag
+    }))
+  })
+
+const main = Effect.gen(function*() {
+  const s = yield* settings
+  const watched = yield* Effect.transposeMapOption(s.watch, Schema.decodeUnknown(Ids.BatchId))
+  yield* Effect.gen(function*() {
+    yield* emit(Ready.make({ owner: s.owner }))
+    if (Option.isSome(watched)) yield* watch(s.owner, watched.value)
+    return yield* Effect.never
+  }).pipe(Effect.provide(layer(s)))
+})
+
+// The test that started this process holds its stdin open: if that test's process goes away, so does this one.
+process.stdin.on("end", () => process.kill(process.pid, "SIGTERM"))
+process.stdin.resume()
+
+NodeRuntime.runMain(main)
