@@ -177,9 +177,9 @@ const main = async () => {
     )
   }
   const workloads: Array<[string, string, string]> = [
-    ["w1", "fresh process", "W1: 10,000 no-op items, concurrency 16"],
+    ["w1", "fresh process", `W1: ${loopItems.toLocaleString("en-US")} no-op items, concurrency 16`],
     ["w1", "run 2 of 2", "W1 warm (second run in one process)"],
-    ["w2", "fresh process", "W2: 2,000 items of 10 ms, concurrency 50"],
+    ["w2", "fresh process", `W2: ${sleepyItems.toLocaleString("en-US")} items of 10 ms, concurrency 50`],
     ["w3", "2 worker processes", "W3: W1 on two worker processes"]
   ]
   if (workloads.some(([bench]) => selected(bench) || selected(`${bench}-warm`))) {

@@ -11,7 +11,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { countsOf, encodeDraft, Num } from "./internal/Rows.js"
+import { countsOf, encodeDraftSync, Num } from "./internal/Rows.js"
 import { Tables } from "./Tables.js"
 
 /**
@@ -155,7 +155,8 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
             fail: o.countsAsFailure
           })
           for (const draft of o.events) {
-            const encoded = yield* Effect.orDie(encodeDraft(draft))
+            // an invalid draft is a defect of the caller (it dies, as `Effect.orDie` would)
+            const encoded = encodeDraftSync(draft)
             evs.push({ idx, ord: evs.length, tag: encoded.tag, payload: encoded.payload })
           }
         }

@@ -2,9 +2,9 @@
  * Row schemas and conversions between stored rows and domain values.
  */
 import { BatchConfig, BatchEvent, BatchState, ItemCounts, ItemError, ItemState } from "@effect-batch/domain"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as Struct from "effect/Struct"
 
 /** A number that `pg` may return as a string (int8, numeric) and PGlite as a number. */
 export const Num = Schema.Union(Schema.Number, Schema.NumberFromString)
@@ -99,7 +99,6 @@ export const decodeItemError = Schema.decodeUnknown(ItemError.ItemError)
 export const encodeItemError = Schema.encode(ItemError.ItemError)
 
 const decodeEvent = Schema.decodeUnknown(BatchEvent.BatchEvent)
-const encodeEvent = Schema.encode(BatchEvent.BatchEvent)
 
 /** An event ready to store: its tag and its JSON payload (without batch id, sequence and time). */
 export interface EncodedDraft {
@@ -107,16 +106,27 @@ export interface EncodedDraft {
   readonly payload: Record<string, unknown>
 }
 
-const placeholderBatchId = BatchEvent.BatchCreated.fields.batchId.make("00000000-0000-0000-0000-000000000000")
+/**
+ * The events without the fields the log fills in (batch id, sequence, time): a draft is encoded as
+ * it is, with no placeholders to validate and no time to format (on the hot path, once per outcome).
+ */
+const DraftEvent = Schema.Union(
+  ...BatchEvent.BatchEvent.members.map((member) => Schema.Struct(Struct.omit(member.fields, "batchId", "seq", "at")))
+)
+const encodeDraftEvent = Schema.encode(DraftEvent)
+
+const toEncodedDraft = (encoded: typeof DraftEvent.Encoded): EncodedDraft => {
+  const { _tag, ...payload } = encoded
+  return { tag: _tag, payload }
+}
 
 /** Encodes an event draft to its stored payload. */
-export const encodeDraft = (draft: BatchEvent.Draft) =>
-  encodeEvent({ ...draft, batchId: placeholderBatchId, seq: 0, at: DateTime.unsafeMake(0) }).pipe(
-    Effect.map((encoded): EncodedDraft => {
-      const { _tag, at: _at, batchId: _batchId, seq: _seq, ...payload } = encoded
-      return { tag: _tag, payload }
-    })
-  )
+export const encodeDraft = (draft: BatchEvent.Draft) => encodeDraftEvent(draft).pipe(Effect.map(toEncodedDraft))
+
+const encodeDraftEventSync = Schema.encodeSync(DraftEvent)
+
+/** Encodes an event draft to its stored payload; throws on an invalid draft (a defect in the caller). */
+export const encodeDraftSync = (draft: BatchEvent.Draft): EncodedDraft => toEncodedDraft(encodeDraftEventSync(draft))
 
 export const EventRow = Schema.Struct({
   batch_id: Schema.String,
