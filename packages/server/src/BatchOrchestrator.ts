@@ -25,6 +25,7 @@ import * as Stream from "effect/Stream"
 import { BatchEvents } from "./BatchEvents.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
 import { progressOf, windowMs } from "./internal/Progress.js"
+import { validatedItems } from "./internal/ValidateItems.js"
 import { Worker } from "./Worker.js"
 import type * as Workflow from "./Workflow.js"
 import { WorkflowRegistry } from "./WorkflowRegistry.js"
@@ -88,8 +89,6 @@ export type SubmitError =
 
 /** @since 0.1.0 */
 export type CommandError = Errors.BatchNotFound | Errors.InvalidTransition | Errors.VersionConflict | SqlError
-
-const maxNamedInvalid = 100
 
 const toStream = <A>(input: Iterable<A> | Stream.Stream<A>): Stream.Stream<A> =>
   Symbol.iterator in input ? Stream.fromIterable(input) : input
@@ -190,7 +189,6 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
   >
 }>() {}
 
-const decodeKey = Schema.decodeUnknown(ItemKey)
 const decodeIdempotencyKey = Schema.decodeUnknown(IdempotencyKey)
 const newBatchId = Schema.decodeSync(Views.BatchView.fields.id)
 
@@ -238,45 +236,7 @@ export const make = Effect.gen(function*() {
             )
           )
         )
-      const invalid = yield* Ref.make<{ readonly count: number; readonly items: ReadonlyArray<Errors.InvalidItem> }>(
-        { count: 0, items: [] }
-      )
-      const validate = (item: EncodedItem, index: number) =>
-        Effect.gen(function*() {
-          if (index >= limits.maxItemsPerBatch) {
-            return yield* Effect.fail(
-              new Errors.LimitExceeded({ limit: "items per batch", max: limits.maxItemsPerBatch })
-            )
-          }
-          const reject = (reason: string, key?: string) =>
-            Ref.update(invalid, (state) => ({
-              count: state.count + 1,
-              items: state.items.length < maxNamedInvalid
-                ? [...state.items, Errors.InvalidItem.make({ index, reason, ...(key === undefined ? {} : { key }) })]
-                : state.items
-            })).pipe(Effect.as(Option.none()))
-          const key = yield* Effect.either(decodeKey(item.key))
-          if (key._tag === "Left") {
-            return yield* reject(`invalid key: ${ParseResult.TreeFormatter.formatErrorSync(key.left)}`)
-          }
-          const size = Buffer.byteLength(JSON.stringify(item.input ?? null))
-          if (size > limits.maxBytesPerItem) {
-            return yield* reject(`input is ${size} bytes, more than ${limits.maxBytesPerItem}`, key.right)
-          }
-          const normalized = yield* Effect.either(runnable.normalizeInput(item.input))
-          if (normalized._tag === "Left") return yield* reject(normalized.left, key.right)
-          return Option.some({ key: key.right, input: normalized.right })
-        })
-      const checked = toStream(input).pipe(
-        Stream.zipWithIndex,
-        Stream.mapEffect(([item, index]) => validate(item, index)),
-        Stream.filterMap((item) => item),
-        Stream.concat(
-          Stream.fromEffect(Ref.get(invalid)).pipe(
-            Stream.flatMap((state) => state.count > 0 ? Stream.fail(new Errors.InvalidItems(state)) : Stream.empty)
-          )
-        )
-      )
+      const checked = yield* validatedItems(runnable, toStream(input), limits)
       const now = yield* Clock.currentTimeMillis
       const at = DateTime.unsafeMake(now)
       const { created, record } = yield* repo.create({

@@ -11,7 +11,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { countsOf, encodeDraftSync, Num } from "./internal/Rows.js"
+import { countColumns, countsOf, encodeDraftSync, Num } from "./internal/Rows.js"
 import { Tables } from "./Tables.js"
 
 /**
@@ -64,13 +64,7 @@ const CycleRow = Schema.Struct({
   applied: Schema.Array(Num),
   seq: Num,
   total: Num,
-  queued: Num,
-  running: Num,
-  retry_scheduled: Num,
-  succeeded: Num,
-  failed: Num,
-  quarantined: Num,
-  skipped: Num,
+  ...countColumns,
   consecutive_failures: Num,
   state_tag: Schema.String,
   version: Num,

@@ -8,7 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Num } from "./internal/Rows.js"
+import { countColumns, Num } from "./internal/Rows.js"
 import { Tables } from "./Tables.js"
 
 /**
@@ -54,13 +54,7 @@ export interface ClaimLag {
 const StateCountRow = Schema.Struct({ state: Schema.String, count: Num })
 const ItemCountsRow = Schema.Struct({
   batch_state: Schema.String,
-  queued: Num,
-  running: Num,
-  retry_scheduled: Num,
-  succeeded: Num,
-  failed: Num,
-  quarantined: Num,
-  skipped: Num
+  ...countColumns
 })
 const LagRow = Schema.Struct({
   queued: Num,

@@ -41,6 +41,17 @@ export const itemStateTag: Record<ItemStateColumn, ItemState.Tag> = {
   skipped: "Skipped"
 }
 
+/** The per-state item counters of a batch row, as columns. */
+export const countColumns = {
+  queued: Num,
+  running: Num,
+  retry_scheduled: Num,
+  succeeded: Num,
+  failed: Num,
+  quarantined: Num,
+  skipped: Num
+}
+
 export const BatchRow = Schema.Struct({
   id: Schema.String,
   tenant: Schema.String,
@@ -52,13 +63,7 @@ export const BatchRow = Schema.Struct({
   version: Num,
   seq: Num,
   total: Num,
-  queued: Num,
-  running: Num,
-  retry_scheduled: Num,
-  succeeded: Num,
-  failed: Num,
-  quarantined: Num,
-  skipped: Num,
+  ...countColumns,
   consecutive_failures: Num,
   hook_state: Schema.String,
   created_at_ms: Num,
