@@ -31,7 +31,7 @@ const benchmarks: Record<string, (json: unknown) => Effect.Effect<void, unknown>
   claim: command(
     Schema.Struct({
       db: Db,
-      variant: Schema.Literal("repo-cycle", "repo-claim-complete", "direct-cycle"),
+      variant: Schema.Literal("repo", "direct"),
       bench: Schema.optional(Schema.String),
       ...Count
     }),

@@ -6,12 +6,21 @@
  *   bun run bench -- --only insert,w1   a selection: insert, claim, memory, floor, w1, w1-warm, w2, w3
  *   bun run bench -- --rounds 3         each measurement 3 times, reporting the median
  *   bun run bench -- --quick            smaller sizes (a smoke test of the harness)
+ *   bun run bench -- --only peer        graphile-worker 0.18 (tuned and default) on W1, W2, W3 and enqueue
+ *   bun run bench -- --compare --rounds 3
+ *                                       effect-batch and graphile-worker interleaved within each round
+ *                                       (W1, W1 embedded, W2, W3, enqueue), medians and ratios; raw
+ *                                       results in bench/results/; a failed child leaves its cell empty.
+ *                                       `--only w1,enqueue` narrows the workloads (`peer`: all of them),
+ *                                       `--timeout 600` is the limit per child in seconds
  */
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
-import { type Result, resultPrefix } from "./src/Harness.js"
+import pg from "pg"
+import { type Result, resultPrefix, serverUrl } from "./src/Harness.js"
 
 const here = Path.dirname(Url.fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -23,6 +32,8 @@ const quick = args.includes("--quick")
 const rounds = Number(flag("rounds") ?? 1)
 const only = flag("only")?.split(",")
 const selected = (name: string) => only === undefined || only.includes(name)
+const compare = args.includes("--compare")
+const childTimeoutMs = Number(flag("timeout") ?? 600) * 1000
 
 const insertItems = quick ? 10_000 : 100_000
 const loopItems = quick ? 2_000 : 10_000
@@ -42,18 +53,24 @@ for (const db of ["postgres", "embedded"]) {
   for (const variant of ["repo", "direct-values", "direct-repo-statement"]) {
     add("insert", "insert", { db, variant, items: insertItems })
   }
-  for (const variant of ["repo-cycle", "repo-claim-complete", "direct-cycle"]) {
+  for (const variant of ["repo", "direct"]) {
     add("claim", "claim", { db, variant, items: loopItems, concurrency: 16 })
   }
 }
 add("memory", "memory", { items: loopItems, concurrency: 16 })
 for (const db of ["postgres", "embedded"]) {
-  add("floor", "claim", { db, variant: "direct-cycle", items: loopItems, concurrency: 16, bench: "floor" })
+  add("floor", "claim", { db, variant: "direct", items: loopItems, concurrency: 16, bench: "floor" })
   add("w1", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 1 })
   add("w1-warm", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 2 })
   add("w2", "workload", { name: "w2", db, items: sleepyItems, concurrency: 50, repeat: 1 })
 }
 add("w3", "w3", { items: loopItems, concurrency: 16 })
+for (const variant of ["tuned", "default"]) {
+  add("peer", "graphile", { workload: "w1", variant, items: loopItems, concurrency: 16 })
+  add("peer", "graphile", { workload: "w2", variant, items: sleepyItems, concurrency: 50 })
+  add("peer", "graphile", { workload: "w3", variant, items: loopItems, concurrency: 16 })
+  add("peer", "graphile", { workload: "enqueue", variant, items: loopItems, concurrency: 16 })
+}
 
 /** Runs one child process and collects its result lines. */
 const runChild = (job: Job) =>
@@ -155,8 +172,8 @@ const main = async () => {
       "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for (const db of ["postgres", "embedded"]) {
-      const direct = num(get("claim", db, "direct-cycle"), "itemsPerSecond")
-      for (const variant of ["repo-cycle", "repo-claim-complete", "direct-cycle"]) {
+      const direct = num(get("claim", db, "direct"), "itemsPerSecond")
+      for (const variant of ["repo", "direct"]) {
         const r = get("claim", db, variant)
         lines.push(
           `| ${db} | ${variant} | ${fmt(r?.items)} | ${fmt(num(r, "statements"))} | ${
@@ -193,7 +210,7 @@ const main = async () => {
       for (const db of ["postgres", "embedded"]) {
         const r = get(bench, db, variant)
         if (r === undefined) continue
-        const floor = num(get("floor", db, "direct-cycle"), "itemsPerSecond")
+        const floor = num(get("floor", db, "direct"), "itemsPerSecond")
         const other = [
           num(r, "efficiency") === undefined
             ? ""
@@ -211,7 +228,7 @@ const main = async () => {
       }
     }
     for (const db of ["postgres", "embedded"]) {
-      const floor = get("floor", db, "direct-cycle")
+      const floor = get("floor", db, "direct")
       if (floor !== undefined) {
         lines.push(
           `| database floor: the loop's own statement driven directly, no runtime | ${db} | ${
@@ -224,10 +241,321 @@ const main = async () => {
     }
     lines.push("")
   }
+  if (selected("peer")) {
+    lines.push(
+      "### Peer: graphile-worker 0.18 (jobs added first, then the worker started; run phase until the jobs table is empty)",
+      "",
+      "| workload | system | items/s (add → done) | run phase items/s | efficiency (run phase) | add / enqueue ms | Node process CPU µs/item | server CPU µs/item | exactly-once |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    )
+    for (const bench of ["w1", "w2", "w3", "enqueue"]) {
+      for (const variant of ["tuned", "default"]) {
+        const r = get(bench, "postgres", `graphile-worker ${variant}`)
+        if (r === undefined) continue
+        lines.push(
+          `| ${bench} | graphile-worker ${variant} | ${fmt(num(r, "itemsPerSecond"))} | ${
+            fmt(num(r, "runPhaseItemsPerSecond"))
+          } | ${fmt(num(r, "efficiency"), 2)} | ${fmt(num(r, "submitMs") ?? num(r, "enqueueMs"))} | ${
+            fmt(num(r, "nodeCpuUsPerItem"))
+          } | ${fmt(num(r, "serverCpuUsPerItem"))} | ${r.extra?.["exactlyOnce"] ?? "–"} |`
+        )
+      }
+    }
+    lines.push("")
+  }
   process.stdout.write(lines.join("\n") + "\n")
 }
 
-main().catch((error) => {
+/** One cell of the comparison: a workload run by one system, in a fresh child process. */
+interface Entry {
+  readonly workload: "w1" | "w2" | "w3" | "enqueue"
+  readonly system: string
+  readonly job: Job
+}
+
+/** One run of an entry: its result, or why it failed. */
+interface Run {
+  readonly round: number
+  readonly workload: string
+  readonly system: string
+  readonly job: Job
+  readonly loadAverage: number
+  readonly startedAt: string
+  readonly wallMs: number
+  readonly result?: Result | undefined
+  readonly error?: string | undefined
+}
+
+const compareWorkloads = ["w1", "w2", "w3", "enqueue"] as const
+const compareSelected = (workload: string) => only === undefined || only.includes("peer") || only.includes(workload)
+
+/** The comparison, grouped by workload: effect-batch's children and graphile-worker's, tuned and default. */
+const compareEntries = (): Array<Array<Entry>> => {
+  const entry = (workload: Entry["workload"], system: string, name: string, options: Record<string, unknown>) => ({
+    workload,
+    system,
+    job: { group: "peer", name, options }
+  })
+  const graphile = (workload: Entry["workload"], items: number, concurrency: number) =>
+    ["tuned", "default"].map((variant) =>
+      entry(workload, `graphile-worker ${variant}`, "graphile", { workload, variant, items, concurrency })
+    )
+  const groups: Record<Entry["workload"], Array<Entry>> = {
+    w1: [
+      entry("w1", "effect-batch", "workload", {
+        name: "w1",
+        db: "postgres",
+        items: loopItems,
+        concurrency: 16,
+        repeat: 1
+      }),
+      ...graphile("w1", loopItems, 16),
+      entry("w1", "effect-batch embedded", "workload", {
+        name: "w1",
+        db: "embedded",
+        items: loopItems,
+        concurrency: 16,
+        repeat: 1
+      })
+    ],
+    w2: [
+      entry("w2", "effect-batch", "workload", {
+        name: "w2",
+        db: "postgres",
+        items: sleepyItems,
+        concurrency: 50,
+        repeat: 1
+      }),
+      ...graphile("w2", sleepyItems, 50)
+    ],
+    w3: [entry("w3", "effect-batch", "w3", { items: loopItems, concurrency: 16 }), ...graphile("w3", loopItems, 16)],
+    enqueue: [
+      entry("enqueue", "effect-batch", "enqueue", { items: loopItems, concurrency: 16 }),
+      ...graphile("enqueue", loopItems, 16)
+    ]
+  }
+  return compareWorkloads.filter(compareSelected).map((workload) => groups[workload])
+}
+
+/** The process group of the child running now, killed on a timeout or when this process is interrupted. */
+let activeChild: ChildProcess.ChildProcess | undefined
+
+const killGroup = (proc: ChildProcess.ChildProcess) => {
+  try {
+    if (proc.pid !== undefined) process.kill(-proc.pid, "SIGKILL")
+  } catch {
+    // already gone
+  }
+}
+
+/** The benchmark databases on the server now (`freshPostgres` names them `effect_batch_bench_…`). */
+const benchDatabases = async () => {
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE 'effect\\_batch\\_bench\\_%'"
+    )
+    return new Set(rows.map((row) => row.datname))
+  } finally {
+    await admin.end()
+  }
+}
+
+/** Drops the benchmark databases a killed child left behind (those that appeared while it ran). */
+const dropLeftovers = async (before: ReadonlySet<string>) => {
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    for (const name of await benchDatabases()) {
+      if (before.has(name)) continue
+      process.stderr.write(`dropping ${name}, left by the killed child\n`)
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    }
+  } finally {
+    await admin.end()
+  }
+}
+
+/**
+ * Runs one child in its own process group (so that a timeout also ends the worker processes it
+ * spawned); never rejects: a failure comes back as an error message.
+ */
+const runChildGuarded = (job: Job) =>
+  new Promise<{ readonly results: Array<Result>; readonly error?: string }>((resolve) => {
+    const proc = ChildProcess.spawn(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
+      { stdio: ["ignore", "pipe", "inherit"], detached: true }
+    )
+    activeChild = proc
+    let output = ""
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      killGroup(proc)
+    }, childTimeoutMs)
+    proc.stdout.on("data", (data: Buffer) => {
+      output += data.toString()
+    })
+    const results = () =>
+      output.split("\n").filter((line) => line.startsWith(resultPrefix)).map((line) =>
+        JSON.parse(line.slice(resultPrefix.length)) as Result
+      )
+    proc.on("error", (error) => {
+      clearTimeout(timer)
+      resolve({ results: [], error: String(error) })
+    })
+    proc.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      activeChild = undefined
+      if (timedOut) return resolve({ results: results(), error: `timed out after ${childTimeoutMs / 1000} s` })
+      if (code !== 0) return resolve({ results: results(), error: `exited with ${code ?? signal}` })
+      resolve({ results: results() })
+    })
+  })
+
+const numberField = (r: Result | undefined, field: string) => {
+  const value = r?.extra?.[field]
+  return typeof value === "number" ? value : undefined
+}
+
+/** The median of a field over the runs that have it. */
+const medianOf = (runs: ReadonlyArray<Run>, field: string) => {
+  const values = runs.map((run) => numberField(run.result, field)).filter((v): v is number => v !== undefined)
+  return values.length === 0 ? undefined : median(values)
+}
+
+/** effect-batch W1, W2, W3 and enqueue interleaved with graphile-worker's within each round. */
+const compareMain = async () => {
+  const groups = compareEntries()
+  const started = new Date()
+  const resultsDir = Path.join(here, "results")
+  Fs.mkdirSync(resultsDir, { recursive: true })
+  const file = Path.join(resultsDir, `compare-${started.toISOString().replaceAll(":", "-").replace(/\..*/, "")}.json`)
+  const command = ["node", "--import", "tsx", "bench/run.ts", ...args].join(" ")
+  const runs: Array<Run> = []
+  const save = () =>
+    Fs.writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          command,
+          node: process.version,
+          cores: Os.cpus().length,
+          rounds,
+          startedAt: started.toISOString(),
+          runs
+        },
+        null,
+        2
+      ) + "\n"
+    )
+  process.on("SIGINT", () => {
+    if (activeChild !== undefined) killGroup(activeChild)
+    save()
+    process.exit(130)
+  })
+  for (let round = 1; round <= rounds; round++) {
+    for (const group of groups) {
+      // Rotate the order within a workload from round to round, so no system always runs first.
+      const shift = (round - 1) % group.length
+      for (const entry of [...group.slice(shift), ...group.slice(0, shift)]) {
+        const loadAverage = Os.loadavg()[0] ?? 0
+        process.stderr.write(
+          `round ${round}: ${entry.workload} ${entry.system}: ${entry.job.name} ${
+            JSON.stringify(entry.job.options)
+          } (load ${loadAverage.toFixed(1)})\n`
+        )
+        const startedAt = new Date().toISOString()
+        const t0 = performance.now()
+        const before = await benchDatabases()
+        const { error, results } = await runChildGuarded(entry.job)
+        if (error !== undefined) await dropLeftovers(before)
+        const result = results[0]
+        const failure = error ?? (result === undefined ? "no result" : undefined)
+        if (failure !== undefined) {
+          process.stderr.write(`FAILED round ${round}: ${entry.workload} ${entry.system}: ${failure}\n`)
+        }
+        runs.push({
+          round,
+          workload: entry.workload,
+          system: entry.system,
+          job: entry.job,
+          loadAverage,
+          startedAt,
+          wallMs: Math.round(performance.now() - t0),
+          result,
+          error: failure
+        })
+        save()
+      }
+    }
+  }
+
+  const ok = (workload: string, system: string) =>
+    runs.filter((run) => run.workload === workload && run.system === system && run.error === undefined)
+  const fmt = (n: number | undefined, digits = 0) =>
+    n === undefined ? "" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0 ? "" : `${(a / b * 100).toFixed(0)}%`
+  const loads = runs.map((run) => run.loadAverage)
+  const lines: Array<string> = [
+    `\`${command}\``,
+    "",
+    `${started.toISOString()}, node ${process.version}, ${Os.cpus().length} cores, ${rounds} round(s), median of the successful rounds; load average (1 min, at each child's start) ${
+      fmt(Math.min(...loads), 1)
+    }–${fmt(Math.max(...loads), 1)}, ${fmt(Os.loadavg()[0], 1)} at the end; raw results: ${
+      Path.relative(process.cwd(), file)
+    }`,
+    "",
+    "| workload | system | runs ok | items/s (submit → done) | run phase items/s | efficiency (run phase) | submit / enqueue ms | Node process CPU µs/item | server CPU µs/item | exactly-once |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  ]
+  for (const group of groups) {
+    for (const entry of group) {
+      const good = ok(entry.workload, entry.system)
+      const all = runs.filter((run) => run.workload === entry.workload && run.system === entry.system).length
+      const once = good.map((run) => run.result?.extra?.["exactlyOnce"]).filter((v) => v !== undefined)
+      lines.push(
+        `| ${entry.workload} | ${entry.system} | ${good.length}/${all} | ${fmt(medianOf(good, "itemsPerSecond"))} | ${
+          entry.workload === "enqueue" ? "" : fmt(medianOf(good, "runPhaseItemsPerSecond"))
+        } | ${fmt(medianOf(good, "efficiency"), 2)} | ${
+          fmt(entry.workload === "enqueue" ? medianOf(good, "enqueueMs") : medianOf(good, "submitMs"))
+        } | ${fmt(medianOf(good, "nodeCpuUsPerItem"))} | ${fmt(medianOf(good, "serverCpuUsPerItem"))} | ${
+          once.length === 0 ? "" : once.every((v) => v === true) ? "yes" : "**no**"
+        } |`
+      )
+    }
+  }
+  const measures: Array<[Entry["workload"], string, string]> = [
+    ["w1", "run phase items/s", "runPhaseItemsPerSecond"],
+    ["w1", "items/s (submit → done)", "itemsPerSecond"],
+    ["w2", "efficiency (run phase)", "efficiency"],
+    ["w3", "run phase items/s", "runPhaseItemsPerSecond"],
+    ["w3", "items/s (submit → done)", "itemsPerSecond"],
+    ["enqueue", "enqueue ms (lower is better)", "enqueueMs"]
+  ]
+  lines.push(
+    "",
+    "| workload | measure | effect-batch | graphile-worker tuned | effect-batch / graphile-worker tuned |",
+    "|---|---|---:|---:|---:|"
+  )
+  for (const [workload, label, field] of measures) {
+    if (!groups.some((group) => group[0]?.workload === workload)) continue
+    const ours = medianOf(ok(workload, "effect-batch"), field)
+    const theirs = medianOf(ok(workload, "graphile-worker tuned"), field)
+    const digits = field === "efficiency" ? 2 : 0
+    lines.push(`| ${workload} | ${label} | ${fmt(ours, digits)} | ${fmt(theirs, digits)} | ${ratio(ours, theirs)} |`)
+  }
+  const failures = runs.filter((run) => run.error !== undefined)
+  if (failures.length > 0) {
+    lines.push("", "Failed children (cells left empty):")
+    for (const run of failures) lines.push(`- round ${run.round}, ${run.workload}, ${run.system}: ${run.error}`)
+  }
+  process.stdout.write(lines.join("\n") + "\n")
+}
+;(compare ? compareMain() : main()).catch((error) => {
   console.error(error)
   process.exit(1)
 })

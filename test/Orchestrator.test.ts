@@ -10,7 +10,15 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { advanceUntil, caller, orchestrator, realPause } from "./support/Harness.js"
-import { type CallLog, extraction, limited, makeProbe, type Probe } from "./support/Workflows.js"
+import {
+  type AttemptLog,
+  type CallLog,
+  extraction,
+  limited,
+  makeProbe,
+  type Probe,
+  timed
+} from "./support/Workflows.js"
 
 const docs = (behaviours: ReadonlyArray<"ok" | "fail" | "flaky" | "hang" | "slow">) =>
   behaviours.map((behaviour, i) => ({
@@ -167,6 +175,43 @@ for (const [name, db] of TestDatabase.databases) {
             const states = yield* itemStates(o, batch.id)
             assert.strictEqual(states["doc-001"], "Failed")
           }))
+      }))
+
+    it.effect("every attempt, retries included, is bounded by the timeout from its own start", () =>
+      Effect.gen(function*() {
+        const log: AttemptLog = yield* Ref.make<ReadonlyArray<{ key: string; attempt: number; start: number }>>([])
+        yield* Effect.flatMap(BatchOrchestrator.BatchOrchestrator, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* o.submitEncoded(
+              timed(log).name,
+              [
+                { key: "always-slow", input: { millis: [600, 500, 450] } },
+                { key: "slow-then-fast", input: { millis: [700, 100] } },
+                ...Array.from({ length: 6 }, (_, i) => ({ key: `queued-${i}`, input: { millis: [250] } }))
+              ],
+              { concurrency: 1, timeout: "300 millis", retry: { maxAttempts: 3, base: "10 millis" } },
+              caller
+            )
+            yield* advanceUntil(settled(o, batch.id), { step: 50 })
+            const done = yield* o.get(caller, batch.id)
+            assert.strictEqual(done.state._tag, "Completed")
+            assert.deepStrictEqual([done.counts.succeeded, done.counts.failed], [7, 1])
+            const attempts = yield* Ref.get(log)
+            // no attempt ever ran to its end past its deadline, first attempts and retries alike
+            for (const a of attempts) {
+              if (a.end !== undefined) assert.isAtMost(a.end - a.start, 300, `${a.key} attempt ${a.attempt}`)
+            }
+            assert.deepStrictEqual(attempts.filter((a) => a.key === "always-slow").map((a) => a.end), [
+              undefined,
+              undefined,
+              undefined
+            ])
+            // items leased ahead wait their turn: their deadline counts from their start, not the lease
+            assert.isTrue(attempts.filter((a) => a.key.startsWith("queued-")).every((a) => a.end !== undefined))
+            const events = yield* allEvents(o, batch.id)
+            const timedOut = events.flatMap((e) => e._tag === "ItemTimedOut" ? [String(e.itemKey)] : [])
+            assert.deepStrictEqual(timedOut.sort(), ["always-slow", "always-slow", "always-slow", "slow-then-fast"])
+          })).pipe(Effect.provide(orchestrator(timed(log))))
       }))
 
     it.effect("the error budget fails the batch and keeps the results so far", () =>
@@ -361,7 +406,10 @@ for (const [name, db] of TestDatabase.databases) {
             const busiest = Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 60_000).length))
             assert.strictEqual(busiest, 10)
             assert.isTrue(times[times.length - 1]! - times[0]! >= 120_000)
-          })).pipe(Effect.provide(orchestrator(limited(calls))))
+          })).pipe(
+            Effect.provide(orchestrator(limited(calls))),
+            Effect.ensuring(Effect.sync(() => console.log("COUNTS", JSON.stringify((globalThis as any).__c))))
+          )
       }))
 
     it.effect("rejects a batch with invalid items whole, naming each, storing nothing", () =>

@@ -1,9 +1,7 @@
 /**
- * Claim + complete of N items at a concurrency, with group commit: through `ItemRepo` and, for the
- * database's own limit, the same statement (`<prefix>cycle`) driven directly with no runtime.
- *
- * Work is instant, so each round records the previous round's outcomes and claims up to the free
- * capacity: `cycle` does both in one statement; `claim-complete` sends `complete` then `claim`.
+ * Claim + commit of N no-op items, leased 500 at a time and recorded in one group commit per
+ * chunk (start marks, outcomes and their events): through `ItemRepo`, and, for the database's own
+ * limit, the same statements (`<prefix>claim`, `<prefix>commit`) driven directly with no runtime.
  */
 import { BatchConfig, BatchState } from "@effect-batch/domain"
 import { ItemKey } from "@effect-batch/domain/Ids"
@@ -34,11 +32,14 @@ import {
   withPg
 } from "./Harness.js"
 
-export type ClaimVariant = "repo-cycle" | "repo-claim-complete" | "direct-cycle"
+export type ClaimVariant = "repo" | "direct"
 
 const owner = "bench-worker"
 const leaseMs = 60_000
 const decodeKey = Schema.decodeSync(ItemKey)
+
+/** How many items one claim leases (the runner's lease-ahead for no-op items). */
+const claimSize = 500
 
 /** Stores a batch of `items` queued items at `concurrency` (not measured). */
 export const seedBatch = (items: number, concurrency: number) =>
@@ -73,89 +74,91 @@ const success = (claimed: ItemRepo.ClaimedItem): ItemRepo.Outcome => ({
   events: [{ _tag: "ItemSucceeded", itemKey: decodeKey(claimed.key), attempt: claimed.attempt, durationMs: 0 }]
 })
 
-/** Drives `ItemRepo`: rounds of (record the finished, claim the free capacity). Returns the rounds. */
-const viaRepo = (batchId: ReturnType<typeof newBatchId>, concurrency: number, combined: boolean) =>
+/**
+ * Drives `ItemRepo` the way the runner's claimer and committer do, in series: lease a chunk, then
+ * record each item's start mark and outcome in one group commit. Returns the statements sent.
+ */
+const viaRepo = (batchId: ReturnType<typeof newBatchId>, concurrency: number) =>
   Effect.gen(function*() {
     const items = yield* ItemRepo.ItemRepo
-    let finished: ReadonlyArray<ItemRepo.ClaimedItem> = []
     let statements = 0
     while (true) {
       const now = Date.now()
-      let claimed: ReadonlyArray<ItemRepo.ClaimedItem>
-      if (combined) {
-        const result = yield* items.cycle({
-          batchId,
-          owner,
-          now,
-          leaseMs,
-          max: concurrency,
-          outcomes: finished.map(success)
-        })
-        statements++
-        claimed = Option.match(result, { onNone: () => [], onSome: (r) => r.claimed })
-      } else {
-        if (finished.length > 0) {
-          yield* items.complete({ batchId, owner, now, outcomes: finished.map(success) })
-          statements++
-        }
-        claimed = yield* items.claim({ batchId, owner, max: concurrency, now, leaseMs })
-        statements++
+      const share = { batchId, owner, now, leaseMs, executing: 0, wanted: concurrency }
+      const claimed = yield* items.claim({ ...share, max: claimSize })
+      statements++
+      const leased = Option.match(claimed, { onNone: () => [], onSome: (r) => r.items })
+      if (leased.length === 0) return statements
+      const entries: Array<ItemRepo.Entry> = []
+      for (const item of leased) {
+        entries.push({ _tag: "Started", item, atMs: now }, { _tag: "Finished", outcome: success(item) })
       }
-      if (claimed.length === 0 && finished.length === 0) return statements
-      finished = claimed
+      yield* items.commit({ ...share, entries })
+      statements++
     }
   })
 
-/** The same rounds as `cycle`, with the statement's text and parameters built by hand. */
-export const driveCycleDirect = async (
+/** The same statements as `viaRepo`, with their text and parameters built by hand. */
+export const driveDirect = async (
   query: (text: string, params: Array<unknown>) => Promise<{ rows: Array<Record<string, unknown>> }>,
   batchId: string,
   concurrency: number
 ) => {
-  const text = `SELECT effect_batch_cycle($1::uuid, $2::text, $3::bigint, $4::bigint, $5::int, $6::int,
-    $7::text::jsonb, $8::text::jsonb) AS r`
-  let finished: Array<{ key: string; attempt: number; consumed: number; rounds_failed: number }> = []
+  const claimText = `SELECT effect_batch_claim($1::uuid, $2::text, $3::bigint, $4::bigint, $5::int, $6::int,
+    $7::int) AS r`
+  const commitText = `SELECT effect_batch_commit($1::uuid, $2::text, $3::bigint, $4::bigint, $5::int, $6::int,
+    $7::text::jsonb, $8::text::jsonb, $9::text::jsonb) AS r`
   let statements = 0
   while (true) {
-    const outcomes = finished.map((c, idx) => ({
-      idx,
-      key: c.key,
-      attempt: c.attempt,
-      state: "succeeded",
-      output: null,
-      error: null,
-      due_at_ms: null,
-      consumed: c.consumed + 1,
-      throttles: 0,
-      rounds_failed: c.rounds_failed,
-      duration_ms: 0,
-      reason: null,
-      fail: false
-    }))
-    const events = finished.map((c, idx) => ({
-      idx,
-      ord: idx,
-      tag: "ItemSucceeded",
-      payload: { itemKey: c.key, attempt: c.attempt, durationMs: 0 }
-    }))
     const now = Date.now()
-    const result = await query(text, [
+    const result = await query(claimText, [batchId, owner, now, now + leaseMs, claimSize, 0, concurrency])
+    statements++
+    const row = result.rows[0]?.["r"]
+    const leased: Array<Array<unknown>> = typeof row === "object" && row !== null && "items" in row &&
+        Array.isArray(row.items)
+      ? row.items
+      : []
+    if (leased.length === 0) return statements
+    const started: Array<unknown> = []
+    const outcomes: Array<unknown> = []
+    const events: Array<unknown> = []
+    leased.forEach((item, idx) => {
+      const [key, , , attempt, consumed, , round, roundsFailed] = item
+      started.push({ idx, key, attempt, at_ms: now })
+      outcomes.push({
+        idx,
+        key,
+        attempt,
+        state: "succeeded",
+        output: null,
+        error: null,
+        due_at_ms: null,
+        consumed: Number(consumed) + 1,
+        throttles: 0,
+        rounds_failed: roundsFailed,
+        duration_ms: 0,
+        reason: null,
+        fail: false,
+        sidx: idx,
+        at_ms: now
+      })
+      events.push(
+        { kind: "s", idx, ord: events.length, tag: "ItemStarted", payload: { itemKey: key, attempt, round } },
+        { kind: "o", idx, ord: events.length + 1, tag: "ItemSucceeded", payload: { itemKey: key, attempt, durationMs: 0 } }
+      )
+    })
+    await query(commitText, [
       batchId,
       owner,
       now,
       now + leaseMs,
-      concurrency,
       0,
+      concurrency,
+      JSON.stringify(started),
       JSON.stringify(outcomes),
       JSON.stringify(events)
     ])
     statements++
-    const row = result.rows[0]?.["r"]
-    const claimed = typeof row === "object" && row !== null && "claimed" in row && Array.isArray(row.claimed)
-      ? row.claimed
-      : []
-    if (claimed.length === 0 && finished.length === 0) return statements
-    finished = claimed
   }
 }
 
@@ -179,14 +182,14 @@ export const claimComplete = (options: {
     const batchId = yield* Effect.provide(seedBatch(options.items, options.concurrency), context)
     let run: Effect.Effect<number, unknown>
     let directServerMs: number | undefined
-    if (options.variant !== "direct-cycle") {
-      run = Effect.provide(viaRepo(batchId, options.concurrency, options.variant === "repo-cycle"), context)
+    if (options.variant === "repo") {
+      run = Effect.provide(viaRepo(batchId, options.concurrency), context)
     } else if (options.db === "postgres") {
       run = withPg(Context.get(context, Url), async (client: pg.Client) => {
         const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")
         const pid = rows[0]?.pid ?? 0
         const before = pidCpuMs(pid)
-        const statements = await driveCycleDirect(
+        const statements = await driveDirect(
           (text, params) => client.query(text, params),
           batchId,
           options.concurrency
@@ -196,7 +199,7 @@ export const claimComplete = (options: {
       })
     } else {
       run = Context.get(context, PgliteClient.PgliteClient).withSession((db) =>
-        driveCycleDirect((text, params) => db.query(text, params), batchId, options.concurrency)
+        driveDirect((text, params) => db.query(text, params), batchId, options.concurrency)
       )
     }
     const url = Context.get(context, Url)

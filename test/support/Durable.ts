@@ -23,6 +23,14 @@ export const Attempt = Schema.TaggedStruct("Attempt", {
   end: Schema.Number
 })
 
+/** An attempt of the durable workflow began (written before it runs, so a killed or interrupted one has it too). */
+export const AttemptStarted = Schema.TaggedStruct("AttemptStarted", {
+  owner: Schema.String,
+  key: Schema.String,
+  attempt: Schema.Number,
+  start: Schema.Number
+})
+
 /** The settlement hook of a worker process started and has not committed yet. */
 export const HookStarted = Schema.TaggedStruct("HookStarted", { owner: Schema.String, batchId: Schema.String })
 
@@ -41,7 +49,7 @@ export const Watched = Schema.TaggedStruct("Watched", {
 })
 
 /** A line a worker process writes on stdout. */
-export const ChildMessage = Schema.Union(Ready, Attempt, HookStarted, Watching, Watched)
+export const ChildMessage = Schema.Union(Ready, Attempt, AttemptStarted, HookStarted, Watching, Watched)
 export type ChildMessage = typeof ChildMessage.Type
 
 const encodeLine = Schema.encodeSync(Schema.parseJson(ChildMessage))
@@ -69,11 +77,13 @@ export class WorkError extends Schema.TaggedError<WorkError>()("WorkError", { re
 export const workflowName = "durable-work"
 
 /**
- * Takes `itemMs` of real time per item and reports each finished attempt to `onAttempt`.
+ * Takes `itemMs` of real time per item, reports each attempt as it begins to `onStart` and each
+ * finished attempt to `onAttempt`.
  */
 export const durableWork = (options: {
   readonly itemMs: number
   readonly onAttempt?: ((attempt: typeof Attempt.Type) => Effect.Effect<void>) | undefined
+  readonly onStart?: ((started: typeof AttemptStarted.Type) => Effect.Effect<void>) | undefined
   readonly owner?: string | undefined
 }) =>
   Workflow.make({
@@ -84,6 +94,11 @@ export const durableWork = (options: {
     run: (input, context) =>
       Effect.gen(function*() {
         const start = wallClock()
+        if (options.onStart !== undefined) {
+          yield* options.onStart(
+            AttemptStarted.make({ owner: options.owner ?? "", key: context.itemKey, attempt: context.attempt, start })
+          )
+        }
         if (options.itemMs > 0) yield* Effect.sleep(Duration.millis(options.itemMs))
         const end = wallClock()
         if (options.onAttempt !== undefined) {

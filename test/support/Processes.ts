@@ -206,3 +206,59 @@ export const ledger = (batchId: Ids.BatchId) =>
     )
     return { ...recorded, batch, derived }
   })
+
+const ShareRow = Schema.Struct({
+  owner: Schema.String,
+  slots: Schema.Number,
+  wanted: Schema.Number,
+  executing: Schema.Number,
+  expiresAtMs: Schema.Number
+})
+
+/** One process's share of a batch, as its row in the shares table says. */
+export type ShareRow = typeof ShareRow.Type
+
+/** A batch's rows in the shares table (live or expired but not reclaimed yet), by owner. */
+export const shareRows = (batchId: Ids.BatchId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* Tables.Tables
+    return yield* sql`SELECT owner, slots, wanted, executing, expires_at_ms::float8 AS "expiresAtMs"
+      FROM ${sql(t.shares)} WHERE batch_id = ${batchId}::uuid ORDER BY owner`.pipe(
+      Effect.flatMap(Schema.decodeUnknown(Schema.Array(ShareRow)))
+    )
+  }).pipe(Effect.orDie)
+
+/**
+ * How many of a batch's item rows are in each state (`queued`, `leased`, `running`, …), from the rows;
+ * with `owner`, only the rows that owner holds.
+ */
+export const itemStates = (batchId: Ids.BatchId, owner?: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* Tables.Tables
+    const rows = yield* sql<{ state: string; n: number }>`SELECT state, count(*)::int AS n FROM ${sql(t.items)}
+      WHERE batch_id = ${batchId}::uuid ${owner === undefined ? sql`` : sql`AND lease_owner = ${owner}`}
+      GROUP BY state`
+    return (state: string): number => rows.find((r) => r.state === state)?.n ?? 0
+  }).pipe(Effect.orDie)
+
+const EventRow = Schema.Struct({
+  seq: Schema.Number,
+  tag: Schema.String,
+  key: Schema.NullOr(Schema.String),
+  attempt: Schema.NullOr(Schema.Number)
+})
+
+/** A batch's events in sequence order: tag and, for item events, the item's key (and attempt, if any). */
+export const eventTags = (batchId: Ids.BatchId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* Tables.Tables
+    return yield* sql`SELECT seq, tag, payload->>'itemKey' AS key, (payload->>'attempt')::int AS attempt FROM ${
+      sql(t.events)
+    }
+      WHERE batch_id = ${batchId}::uuid ORDER BY seq`.pipe(
+      Effect.flatMap(Schema.decodeUnknown(Schema.Array(EventRow)))
+    )
+  }).pipe(Effect.orDie)

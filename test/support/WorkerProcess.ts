@@ -3,8 +3,9 @@
  *
  * Environment: `DATABASE_URL` (required), `OWNER` (its lease owner name), `ITEM_MS` (real time per
  * item), `POLL_MS` (how often its worker loop looks for work and pending hooks), `LOG_ATTEMPTS` (write
- * an `Attempt` line per finished attempt), `WATCH_BATCH` (follow that batch's events: write `Watching`
- * once subscribed, then `Watched` after the terminal event), `HOOK` (`none`; `record`: a settlement
+ * an `Attempt` line per finished attempt), `LOG_STARTS` (write an `AttemptStarted` line as each attempt
+ * begins), `PREFETCH` (the worker's lease-ahead limit; the engine's default when unset), `WATCH_BATCH`
+ * (follow that batch's events: write `Watching` once subscribed, then `Watched` after the terminal event), `HOOK` (`none`; `record`: a settlement
  * hook that records a row; `hang`: records a row, writes `HookStarted` and never commits).
  */
 import { Ids } from "@effect-batch/domain"
@@ -28,6 +29,8 @@ const settings = Config.all({
   itemMs: Config.integer("ITEM_MS").pipe(Config.withDefault(10)),
   pollMs: Config.integer("POLL_MS").pipe(Config.withDefault(100)),
   logAttempts: Config.boolean("LOG_ATTEMPTS").pipe(Config.withDefault(false)),
+  logStarts: Config.boolean("LOG_STARTS").pipe(Config.withDefault(false)),
+  prefetch: Config.option(Config.integer("PREFETCH")),
   watch: Config.option(Config.string("WATCH_BATCH")),
   hook: Config.literal("none", "record", "hang")("HOOK").pipe(Config.withDefault("none"))
 })
@@ -46,12 +49,17 @@ const layer = (s: Settings) => {
   const workflow = durableWork({
     itemMs: s.itemMs,
     owner: s.owner,
-    onAttempt: s.logAttempts ? emit : undefined
+    onAttempt: s.logAttempts ? emit : undefined,
+    onStart: s.logStarts ? emit : undefined
   })
   return EffectBatch.layer.pipe(
     Layer.provide(Layer.mergeAll(
       WorkflowRegistry.layer(workflow),
-      Worker.layerConfig({ owner: s.owner, pollInterval: Duration.millis(s.pollMs) }),
+      Worker.layerConfig({
+        owner: s.owner,
+        pollInterval: Duration.millis(s.pollMs),
+        ...Option.match(s.prefetch, { onNone: () => ({}), onSome: (prefetch) => ({ prefetch }) })
+      }),
       hook
     )),
     Layer.provide(Database.layerPostgres(s.url))

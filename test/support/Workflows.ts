@@ -89,3 +89,34 @@ export const limited = (calls: CallLog) =>
         return { title: doc.title, words: 1 }
       }))
   })
+
+/** What each attempt of a `timed` item did, on the test clock. */
+export type AttemptLog = Ref.Ref<
+  ReadonlyArray<{ readonly key: string; readonly attempt: number; readonly start: number; readonly end?: number }>
+>
+
+/**
+ * Sleeps `millis[attempt - 1]` (the last entry for later attempts), logging when each attempt starts
+ * and, if it is not interrupted, when it ends.
+ */
+export const timed = (log: AttemptLog) =>
+  Workflow.make({
+    name: "timed",
+    input: Schema.Struct({ millis: Schema.NonEmptyArray(Schema.Int) }),
+    output: Schema.Null,
+    error: DocumentError,
+    run: (input, context) =>
+      Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        yield* Ref.update(log, (all) => [...all, { key: context.itemKey, attempt: context.attempt, start }])
+        yield* Effect.sleep(
+          Duration.millis(input.millis[context.attempt - 1] ?? input.millis[input.millis.length - 1]!)
+        )
+        const end = yield* Clock.currentTimeMillis
+        yield* Ref.update(
+          log,
+          (all) => all.map((a) => a.key === context.itemKey && a.attempt === context.attempt ? { ...a, end } : a)
+        )
+        return null
+      })
+  })

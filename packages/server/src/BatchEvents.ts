@@ -11,6 +11,7 @@
  */
 import { BatchEvent } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
+import { BatchId } from "@effect-batch/domain/Ids"
 import { EventLog } from "@effect-batch/tables/EventLog"
 import { Notifier } from "@effect-batch/tables/Notifier"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -23,6 +24,7 @@ import * as Queue from "effect/Queue"
 import * as RcMap from "effect/RcMap"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 
 /**
@@ -31,6 +33,13 @@ import * as Stream from "effect/Stream"
  * @since 0.1.0
  */
 export const channel = "effect_batch_events"
+
+/**
+ * The notification channel that carries "a command changed batch X".
+ *
+ * @since 0.2.0
+ */
+export const commandChannel = "effect_batch_commands"
 
 interface Hint {
   readonly batchId: string
@@ -185,7 +194,23 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
         )
       }))
 
-    return { committed, changes, events } as const
+    /**
+     * Tells every process that a command changed a batch (its runners stop starting attempts until they
+     * have read the batch again); `commands` is that stream, in every process.
+     */
+    const commanded = (batchId: Ids.BatchId): Effect.Effect<void> =>
+      notifier.notify(commandChannel, batchId).pipe(
+        Effect.catchAll((error) => Effect.logWarning("could not notify other processes of a command", error))
+      )
+
+    const commands: Stream.Stream<Ids.BatchId> = notifier.listen(commandChannel).pipe(
+      Stream.filterMap((payload) => Schema.decodeUnknownOption(BatchId)(payload)),
+      Stream.tapErrorCause((cause) => Effect.logWarning("command notifications lost; polling meanwhile", cause)),
+      Stream.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("10 seconds")))),
+      Stream.catchAllCause(() => Stream.empty)
+    )
+
+    return { committed, changes, events, commanded, commands } as const
   }),
   dependencies: [EventLog.Default]
 }) {}

@@ -277,13 +277,15 @@ export const make = Effect.gen(function*() {
     build: (record: BatchRecord, at: DateTime.Utc) => BatchCommand.BatchCommand,
     during?: (record: BatchRecord, now: number) => Effect.Effect<void, SqlError>
   ) =>
-    machine.execute({
-      tenant: caller.tenant,
-      batchId,
-      command: (record, at) => Effect.succeed(build(record, at)),
-      during: during === undefined ? undefined : (record, _, now) => during(record, now)
-    }).pipe(
-      Effect.tap(() => worker.kick(batchId)),
+    worker.hold(batchId).pipe(
+      Effect.zipRight(machine.execute({
+        tenant: caller.tenant,
+        batchId,
+        command: (record, at) => Effect.succeed(build(record, at)),
+        during: during === undefined ? undefined : (record, _, now) => during(record, now)
+      })),
+      // the runner here reads the batch again, whether the command committed or not
+      Effect.ensuring(worker.kick(batchId)),
       Effect.map(toView)
     )
 
@@ -339,7 +341,7 @@ export const make = Effect.gen(function*() {
         new BatchCommand.Pause({
           at,
           reason: new BatchState.PausedByUser({ actor: actorOf(caller), note })
-        })),
+        }), (record) => Effect.asVoid(items.releaseLeased(record.id))),
     resume: (caller, batchId) =>
       command(caller, batchId, (_, at) => new BatchCommand.Resume({ at, actor: actorOf(caller) })),
     cancel: (caller, batchId, note = "") =>

@@ -1,6 +1,10 @@
 /**
- * Runs one batch in this process: claims due items up to the free capacity, runs each attempt with
- * its timeout and rate limiters, records outcomes in groups, and executes the policy's decisions.
+ * Runs one batch in this process. The runner is several small parts (see `BatchRunner/`): a claimer
+ * that leases items ahead into a local queue, executors that run them within this process's slot
+ * share, a watchdog for their deadlines, a committer that records start marks and outcomes in
+ * groups, lease renewal, and an announcer. This module wires them and reacts to the batch's state:
+ * `Running` runs, `Paused` stops starting and gives back what waits, anything else stops; when every
+ * item is settled it settles the batch (or starts the next round of `retry-failed`).
  *
  * @since 0.1.0
  */
@@ -9,24 +13,23 @@ import type { Ids } from "@effect-batch/domain"
 import { ItemKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
-import { type ClaimedItem, ItemRepo } from "@effect-batch/tables/ItemRepo"
-import * as Clock from "effect/Clock"
+import { type CommitResult, ItemRepo } from "@effect-batch/tables/ItemRepo"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Random from "effect/Random"
-import * as Ref from "effect/Ref"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { BatchEvents } from "./BatchEvents.js"
+import * as Announcer from "./BatchRunner/Announcer.js"
+import * as Claimer from "./BatchRunner/Claimer.js"
+import * as Committer from "./BatchRunner/Committer.js"
+import * as Executors from "./BatchRunner/Executors.js"
+import * as Leases from "./BatchRunner/Leases.js"
+import * as Run from "./BatchRunner/Run.js"
+import * as Watchdog from "./BatchRunner/Watchdog.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
-import { decide, type Decided } from "./internal/Decide.js"
 import * as Limiters from "./internal/Limiters.js"
-import * as Workflow from "./Workflow.js"
 import { WorkflowRegistry } from "./WorkflowRegistry.js"
 
 /**
@@ -34,25 +37,18 @@ import { WorkflowRegistry } from "./WorkflowRegistry.js"
  *
  * @since 0.1.0
  */
-export interface RunnerOptions {
-  /** this process's lease owner name */
-  readonly owner: string
-  /** how long the runner waits for news before it looks at the batch again */
-  readonly pollInterval: Duration.Duration
-  /** the most outcomes recorded in one statement */
-  readonly maxGroup: number
+export type RunnerOptions = Run.RunnerOptions
+
+/**
+ * How the worker reaches a running runner: `wake` after a command, `hold` before a command that
+ * stops work (the runner starts nothing until it has read the batch again).
+ *
+ * @since 0.2.0
+ */
+export interface RunnerHandle {
+  readonly wake: Queue.Queue<void>
+  hold: () => void
 }
-
-const decodeKey = Schema.decodeUnknownSync(ItemKey)
-
-/** The shortest wait between two looks at a batch with nothing claimable. */
-const minWaitMs = 10
-
-/** The longest the timeout watchdog sleeps before it looks at the attempts again. */
-const watchdogMaxSleepMs = 1_000
-
-/** The most often a runner announces new events (each announcement is a `pg_notify`). */
-const announceInterval = Duration.millis(20)
 
 /**
  * The summary of a batch whose unsettled items are about to be skipped.
@@ -67,6 +63,13 @@ export const summaryAfterSkip = (counts: ItemCounts.ItemCounts): Summary.Summary
     retryScheduled: 0,
     skipped: counts.skipped + ItemCounts.pending(counts)
   }))
+
+const decodeKey = Schema.decodeUnknownSync(ItemKey)
+
+/** How long stopping may take to record the last outcomes and give the leases back. */
+const stopTimeout = Duration.seconds(5)
+
+class SettleRace extends Schema.TaggedError<SettleRace>()("SettleRace", {}) {}
 
 /**
  * The per-batch runner.
@@ -106,7 +109,8 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         command: (_, at) =>
           Effect.succeed(
             new BatchCommand.Pause({ at, reason: new BatchState.CircuitBreakerOpen({ consecutiveFailures }) })
-          )
+          ),
+        during: (current) => Effect.asVoid(items.releaseLeased(current.id))
       }))
 
     /** Every item settled: start the next round of `retry-failed` after its cool-down, or settle. */
@@ -144,11 +148,74 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           ))
       })
 
+    /** The policy on the committed counters, after every group commit. */
+    const onCommit = (run: Run.Run, announcer: Announcer.Announcer, applyShare: (slots: number) => void) =>
+    (
+      group: ReadonlyArray<Committer.Pending>,
+      result: CommitResult
+    ) =>
+      Effect.gen(function*() {
+        run.record = {
+          ...run.record,
+          seq: result.seq,
+          counts: result.counts,
+          consecutiveFailures: result.consecutiveFailures
+        }
+        applyShare(result.slots)
+        announcer.committed(result.seq)
+        run.seen(result.version)
+        const applied = new Set(result.applied)
+        let idx = 0
+        let abort: Committer.Pending | undefined
+        let retries = false
+        for (const pending of group) {
+          if (pending.entry._tag !== "Finished") continue
+          const tag = pending.decided?.action._tag
+          if (tag === "Abort" || tag === "ExceedBudget") run.pendingStops--
+          if (applied.has(idx)) {
+            if (abort === undefined && pending.decided?.action._tag === "Abort") abort = pending
+            if (pending.entry.outcome.state === "retry") retries = true
+          }
+          idx++
+        }
+        const record = run.record
+        const stop = <E>(effect: Effect.Effect<void, E>) =>
+          Effect.gen(function*() {
+            run.slots.hold(true)
+            yield* effect
+            run.stale = true
+            run.changed.notify()
+          })
+        const failure = abort?.decided?.failure
+        if (abort !== undefined && failure !== undefined && Option.isSome(failure)) {
+          const itemKey = decodeKey(abort.decided?.outcome.key)
+          return yield* stop(failBatch(record, new BatchState.ItemFailedFinally({ itemKey, error: failure.value })))
+        }
+        const action = Policy.afterCommit(record.config, {
+          failed: result.counts.failed,
+          settled: ItemCounts.settled(result.counts),
+          consecutiveFailures: result.consecutiveFailures
+        })
+        if (action._tag === "ExceedBudget") {
+          return yield* stop(
+            failBatch(record, new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled }))
+          )
+        }
+        if (action._tag === "AutoPause") return yield* stop(pauseBatch(record, action.consecutiveFailures))
+        // the outcomes that made an executor stop starting are committed, and the batch goes on
+        if (run.pendingStops === 0 && run.slots.holding() && run.record.state._tag === "Running" && !run.stale) {
+          run.slots.hold(false)
+          run.news.notify()
+        }
+        if (retries) run.claimable()
+        if (ItemCounts.pending(result.counts) === 0) run.changed.notify()
+      })
+
     /**
-     * Runs a batch until it leaves `Running` (or is finished here). Returns at once when this process
-     * does not know the batch's workflow.
+     * Runs a batch until it leaves `Running` and `Paused` (or is finished here). Returns at once when
+     * this process does not know the batch's workflow.
      */
-    const run = (batchId: Ids.BatchId, wake: Queue.Queue<void>, options: RunnerOptions) =>
+    const run = (batchId: Ids.BatchId, handle: RunnerHandle, options: RunnerOptions) =>
       Effect.gen(function*() {
         const first = yield* repo.getAnyTenant(batchId)
         if (Option.isNone(first) || first.value.state._tag !== "Running") return
@@ -156,284 +223,113 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         if (Option.isNone(workflow)) {
           return yield* Effect.logWarning(`workflow ${first.value.workflow} is not registered in this process`)
         }
-        const runnable = workflow.value
-        const current = yield* Ref.make(first.value)
+        const r = Run.make(batchId, first.value, options)
+        const slots = r.slots
         const limiters = yield* Limiters.make(first.value.config.rateLimits)
-        const aimd = yield* Ref.make(Policy.aimdStart(first.value.config.concurrency))
-        const inflight = yield* Ref.make(0)
-        const fibers = yield* FiberSet.make()
-        const outcomes = yield* Queue.unbounded<Decided>()
-        // opened by every finished attempt; the loop closes it before it waits
-        const ready = yield* Effect.makeLatch(false)
-        const leaseMs = Duration.toMillis(first.value.config.leaseDuration)
+        const watchdog = Watchdog.make()
+        const committer = Committer.make(r)
+        const announcer = Announcer.make(events, batchId, first.value.seq)
+        const applyShare = (granted: number) => {
+          const grew = granted > slots.share()
+          slots.setShare(granted)
+          if (grew) r.news.notify()
+          // less than this process could use: lease renewal asks again soon
+          if (granted < r.shareRequest(0).wanted) r.renewNow.notify()
+        }
+        handle.hold = () => {
+          slots.hold(true)
+          r.stale = true
+        }
 
-        // Attempts in flight here with their deadlines. One watchdog per batch times them out: a timer
-        // and a race per attempt (`Effect.timeoutFail`) cost more than a no-op workflow itself.
-        const active = new Map<string, { readonly fiber: Fiber.RuntimeFiber<void>; readonly deadline: number }>()
-        const timedOut = new Set<string>()
-        const registered = yield* Effect.makeLatch(false)
-
-        /** Decides and queues the outcome of a finished attempt. */
-        const finish = (
-          item: ClaimedItem,
-          key: Ids.ItemKey,
-          start: number,
-          result: Either.Either<unknown, Workflow.AttemptFailure>
-        ) =>
+        // Registered first, so it runs last: after every part below is interrupted, the outcomes
+        // that finished are recorded and what this process still holds goes back to the queue.
+        yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
-            const record = yield* Ref.get(current)
-            const config = record.config
-            const now = yield* Clock.currentTimeMillis
-            const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
-            const limit = yield* Ref.updateAndGet(
-              aimd,
-              (state) => throttled ? Policy.aimdOnThrottle(state) : Policy.aimdOnSuccess(state, config.concurrency)
-            )
-            const decided = decide({
-              config,
-              item,
-              key,
-              result,
-              durationMs: now - start,
-              now,
-              random: yield* Random.next,
-              counters: {
-                settled: ItemCounts.settled(record.counts),
-                failed: record.counts.failed,
-                consecutiveFailures: record.consecutiveFailures
-              },
-              timeout: config.timeout,
-              effectiveConcurrency: limit.limit
-            })
-            yield* Option.match(decided.throttle, {
-              onNone: () => Effect.void,
-              onSome: ({ limiter, untilMs }) => limiters.holdBack(limiter, untilMs)
-            })
-            yield* Queue.offer(outcomes, decided)
-            yield* ready.open
-          })
-
-        const attempt = (item: ClaimedItem) =>
-          Effect.gen(function*() {
-            const key = decodeKey(item.key)
-            const start = yield* Clock.currentTimeMillis
-            const timeout = (yield* Ref.get(current)).config.timeout
-            const result = yield* runnable.run(item.input, {
+            slots.stop()
+            yield* committer.flush
+            yield* items.release({
               batchId,
-              itemKey: key,
-              attempt: item.attempt,
-              round: item.round,
-              limit: limiters.limit
-            }).pipe(
-              Effect.either,
-              Effect.onInterrupt(() =>
-                Effect.suspend(() => {
-                  active.delete(item.key)
-                  return timedOut.delete(item.key)
-                    ? finish(item, key, start, Either.left(Workflow.timedOut(timeout)))
-                    : Effect.void
-                })
-              )
-            )
-            // once the workflow has answered, a late watchdog can no longer turn it into a timeout
-            yield* Effect.uninterruptible(Effect.suspend(() => {
-              active.delete(item.key)
-              timedOut.delete(item.key)
-              return finish(item, key, start, result)
-            }))
-          })
+              owner: options.owner,
+              items: [...slots.drain(), ...r.inflight],
+              dropShare: true
+            })
+            yield* announcer.flush
+          }).pipe(
+            Effect.timeout(stopTimeout),
+            Effect.catchAllCause((cause) => Effect.logWarning("giving leases back failed; they expire", cause))
+          )
+        )
 
-        /** Interrupts the attempts past their deadline; `attempt` records them as timed out. */
-        const watchdog = Effect.gen(function*() {
-          while (true) {
-            yield* registered.close
-            if (active.size === 0) {
-              yield* registered.await
+        // the parts run as long as the runner; the first to fail fails the runner (the worker restarts it)
+        const parts = yield* FiberSet.make<unknown, unknown>()
+        yield* FiberSet.run(parts, watchdog.run)
+        yield* FiberSet.run(parts, announcer.run)
+        yield* FiberSet.run(parts, committer.run(onCommit(r, announcer, applyShare)))
+        yield* FiberSet.run(parts, Claimer.make({ run: r, applyShare }))
+        yield* FiberSet.run(parts, Leases.make({ run: r, applyShare }))
+        const executors = Executors.make({
+          run: r,
+          runnable: workflow.value,
+          limiters,
+          watchdog,
+          committer,
+          fork: (executor) => Effect.asVoid(FiberSet.run(parts, executor))
+        })
+        let poolSize = 0
+
+        const refresh = Effect.gen(function*() {
+          r.stale = false
+          const fresh = yield* repo.getAnyTenant(batchId)
+          if (Option.isNone(fresh)) return false
+          // counters from a statement that committed after this read began are newer: keep them
+          r.record = fresh.value.seq >= r.record.seq
+            ? fresh.value
+            : { ...fresh.value, seq: r.record.seq, counts: r.record.counts }
+          return true
+        })
+
+        const control = Effect.gen(function*() {
+        while (true) {
+          const record = r.record
+          const state = record.state._tag
+          if (state === "Running") {
+            if (r.pendingStops === 0 && slots.holding()) {
+              slots.hold(false)
+              r.claimable()
+              r.renewNow.notify()
+            }
+            while (poolSize < record.config.concurrency) {
+              yield* FiberSet.run(parts, executors.executor)
+              poolSize++
+            }
+            const idle = slots.executing() === 0 && slots.size() === 0 && committer.idle()
+            if (idle && ItemCounts.pending(record.counts) === 0) {
+              yield* settle(record)
+              if (!(yield* refresh)) return
               continue
             }
-            const now = yield* Clock.currentTimeMillis
-            let next = now + watchdogMaxSleepMs
-            for (const [key, entry] of active) {
-              if (entry.deadline <= now) {
-                active.delete(key)
-                timedOut.add(key)
-                yield* Fiber.interruptFork(entry.fiber)
-              } else {
-                next = Math.min(next, entry.deadline)
-              }
+          } else if (state === "Paused") {
+            slots.hold(true)
+            const waiting = slots.drain()
+            if (waiting.length > 0) {
+              yield* items.release({ batchId, owner: options.owner, items: waiting, dropShare: false })
             }
-            yield* Effect.sleep(Duration.millis(Math.max(1, next - now)))
-          }
-        })
-        yield* Effect.forkScoped(watchdog)
-
-        /** Runs the policy on the committed counters; says whether it changed the batch. */
-        const afterCommit = (group: ReadonlyArray<Decided>, applied: ReadonlySet<string>, committed: {
-          readonly counts: ItemCounts.ItemCounts
-          readonly consecutiveFailures: number
-        }) =>
-          Effect.gen(function*() {
-            const record = yield* Ref.get(current)
-            const abort = group.find((d) => applied.has(d.outcome.key) && d.action._tag === "Abort")
-            if (abort !== undefined && Option.isSome(abort.failure)) {
-              yield* failBatch(
-                record,
-                new BatchState.ItemFailedFinally({ itemKey: decodeKey(abort.outcome.key), error: abort.failure.value })
-              )
-              yield* FiberSet.clear(fibers)
-              return true
-            }
-            const action = Policy.afterCommit(record.config, {
-              failed: committed.counts.failed,
-              settled: ItemCounts.settled(committed.counts),
-              consecutiveFailures: committed.consecutiveFailures
-            })
-            if (action._tag === "ExceedBudget") {
-              yield* failBatch(
-                record,
-                new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled })
-              )
-              yield* FiberSet.clear(fibers)
-              return true
-            }
-            if (action._tag === "AutoPause") {
-              yield* pauseBatch(record, action.consecutiveFailures)
-              return true
-            }
-            return false
-          })
-
-        /**
-         * Whether items may be claimed in the statement that records `group`: only when recording it
-         * cannot make the policy stop or pause the batch (all successes, and no failure-ratio budget,
-         * which a success can bring into force), so that nothing starts after a decision to stop.
-         */
-        const claimWithCommit = (group: ReadonlyArray<Decided>, config: BatchRecord["config"]) =>
-          config.errorBudget?.maxFailureRatio === undefined && group.every((d) => d.outcome.state === "succeeded")
-
-        // Announcing committed events costs a `pg_notify` round trip: coalesce to one per interval.
-        const latestSeq = yield* Ref.make(first.value.seq)
-        const announcedSeq = yield* Ref.make(first.value.seq)
-        const announceSignal = yield* Queue.sliding<void>(1)
-        const announce = Effect.gen(function*() {
-          const seq = yield* Ref.get(latestSeq)
-          if (seq > (yield* Ref.get(announcedSeq))) {
-            yield* Ref.set(announcedSeq, seq)
-            yield* events.committed(batchId, seq)
-          }
-        })
-        yield* Effect.addFinalizer(() => announce)
-        yield* Queue.take(announceSignal).pipe(
-          Effect.zipRight(announce),
-          Effect.zipRight(Effect.sleep(announceInterval)),
-          Effect.forever,
-          Effect.forkScoped
-        )
-
-        yield* Clock.currentTimeMillis.pipe(
-          Effect.flatMap((now) => items.extendLeases({ batchId, owner: options.owner, now, leaseMs })),
-          Effect.catchAll((e) => Effect.logWarning("extending leases failed", e)),
-          Effect.repeat(Schedule.spaced(Duration.millis(Math.max(250, leaseMs / 3)))),
-          Effect.forkScoped
-        )
-
-        /**
-         * Waits for an outcome, a command, the next due retry (only when there is capacity to run it) or
-         * the poll interval. Never returns at once: a runner must not spin on a due item it cannot claim.
-         */
-        const waitForNews = (record: BatchRecord, canClaim: boolean) =>
-          Effect.gen(function*() {
-            const now = yield* Clock.currentTimeMillis
-            const due = canClaim && record.counts.retryScheduled > 0 ? yield* items.nextDue(batchId) : Option.none()
-            const poll = Duration.toMillis(options.pollInterval)
-            const wait = Option.match(due, {
-              onNone: () => poll,
-              onSome: (at) => Math.min(poll, Math.max(minWaitMs, at - now))
-            })
-            return yield* Effect.raceAll([
-              Effect.as(ready.await, "outcome" as const),
-              Queue.take(wake).pipe(Effect.zipRight(Queue.takeAll(wake)), Effect.as("command" as const)),
-              Effect.as(Effect.sleep(Duration.millis(wait)), "timer" as const),
-              // with capacity to spare, another process's commit may have freed a share of the batch
-              canClaim ? Effect.as(committedElsewhere, "hint" as const) : Effect.never
-            ])
-          })
-
-        const committedElsewhere = yield* events.changes(batchId)
-
-        const refresh = repo.getAnyTenant(batchId).pipe(
-          Effect.tap(Option.match({ onNone: () => Effect.void, onSome: (record) => Ref.set(current, record) }))
-        )
-
-        // One loop per batch and process: each turn records the finished outcomes and claims up to the
-        // free capacity in one statement (`ItemRepo.cycle`), and starts the claimed items.
-        let claimable = true
-        while (true) {
-          const record = yield* Ref.get(current)
-          const running = record.state._tag === "Running"
-          if (!running && record.state._tag !== "Paused") {
-            yield* FiberSet.clear(fibers)
+          } else {
             return
           }
-          // let the attempts that are ready finish first, so that they are recorded together
-          yield* Effect.yieldNow()
-          const group = Array.from(yield* Queue.takeUpTo(outcomes, options.maxGroup))
-          const held = yield* Ref.get(inflight)
-          if (!running && held === 0) return
-          const effective = Math.min(record.config.concurrency, (yield* Ref.get(aimd)).limit)
-          const capacity = running ? Math.max(0, effective - (held - group.length)) : 0
-          const max = group.length === 0 || claimWithCommit(group, record.config) ? capacity : 0
-          if (group.length === 0 && (max === 0 || !claimable)) {
-            if (held === 0 && ItemCounts.pending(record.counts) === 0) {
-              yield* Effect.flatMap(refresh, Option.match({ onNone: () => Effect.void, onSome: settle }))
-              yield* refresh
-              claimable = true
-              continue
-            }
-            yield* ready.close
-            if ((yield* Queue.size(outcomes)) > 0) continue
-            const news = yield* waitForNews(record, capacity > 0)
-            claimable = true
-            // a command, a due retry or the poll: look at the batch again
-            if (news === "command" || news === "timer") yield* refresh
-            continue
+          const news = yield* Effect.raceAll([
+            Queue.take(handle.wake).pipe(Effect.zipRight(Queue.takeAll(handle.wake)), Effect.as("command" as const)),
+            Effect.as(r.changed.wait(() => r.stale), "changed" as const),
+            Effect.as(Effect.sleep(options.pollInterval), "poll" as const)
+          ])
+          if (news !== "changed" || r.stale || state !== "Running" || ItemCounts.pending(r.record.counts) === 0) {
+            if (!(yield* refresh)) return
           }
-          const now = yield* Clock.currentTimeMillis
-          const result = yield* items.cycle({
-            batchId,
-            owner: options.owner,
-            now,
-            leaseMs,
-            max,
-            held: held - group.length,
-            outcomes: group.map((d) => d.outcome)
-          }).pipe(
-            Effect.tapError((e) => Effect.logWarning("recording outcomes or claiming failed; retrying", e)),
-            Effect.retry(Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))))
-          )
-          if (Option.isNone(result)) return
-          const cycle = result.value
-          claimable = max > 0 ? cycle.claimed.length === max : claimable
-          yield* Ref.set(inflight, held - group.length + cycle.claimed.length)
-          yield* Ref.set(current, {
-            ...record,
-            seq: cycle.seq,
-            counts: cycle.counts,
-            consecutiveFailures: cycle.consecutiveFailures
-          })
-          yield* Ref.set(latestSeq, cycle.seq)
-          yield* Queue.offer(announceSignal, undefined)
-          const changed = group.length > 0 && (yield* afterCommit(group, new Set(cycle.applied), cycle))
-          if (changed || cycle.version !== record.version) yield* refresh
-          const after = yield* Ref.get(current)
-          if ((after.state._tag === "Running" || after.state._tag === "Paused") && cycle.claimed.length > 0) {
-            const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(after.config.timeout)
-            for (const item of cycle.claimed) {
-              active.set(item.key, { fiber: yield* FiberSet.run(fibers, attempt(item)), deadline })
-            }
-            yield* registered.open
-          }
+          // a command (or leases reclaimed here) may have put items back in the queue
+          if (news === "command") r.claimable()
         }
+        }).pipe(Effect.annotateLogs({ fiber: "control" }))
+        yield* Effect.raceFirst(control, FiberSet.join(parts))
       }).pipe(
         Effect.scoped,
         Effect.annotateLogs({ batchId }),
@@ -443,5 +339,3 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
     return { run } as const
   })
 }) {}
-
-class SettleRace extends Schema.TaggedError<SettleRace>()("SettleRace", {}) {}

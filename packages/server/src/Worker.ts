@@ -16,7 +16,9 @@ import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
-import { BatchRunner } from "./BatchRunner.js"
+import * as Stream from "effect/Stream"
+import { BatchEvents } from "./BatchEvents.js"
+import { BatchRunner, type RunnerHandle } from "./BatchRunner.js"
 
 /**
  * Tuning of the worker loop.
@@ -28,14 +30,20 @@ export interface WorkerOptions {
   readonly owner: string
   /** how often the loop looks for work and expired leases when nothing wakes it */
   readonly pollInterval: Duration.Duration
-  /** the most outcomes recorded in one statement */
+  /** the most start marks and outcomes recorded in one statement */
   readonly maxGroup: number
+  /**
+   * the most items of a batch this process leases ahead of its free slots (0: only what runs); it
+   * leases less when attempts are slow, enough for two claim round trips at the measured rate
+   */
+  readonly prefetch: number
   /** whether this process runs items at all (an API-only process sets false) */
   readonly enabled: boolean
 }
 
 /**
- * The worker's options. Defaults: a random owner, a 1 second poll, groups of up to 1,000 outcomes.
+ * The worker's options. Defaults: a random owner, a 1 second poll, groups of up to 1,000 entries, a
+ * lease-ahead of up to 500 items per batch.
  *
  * @since 0.1.0
  */
@@ -44,6 +52,7 @@ export class WorkerConfig extends Context.Reference<WorkerConfig>()("@effect-bat
     owner: `${process.pid}-${crypto.randomUUID().slice(0, 8)}`,
     pollInterval: Duration.seconds(1),
     maxGroup: 1_000,
+    prefetch: 500,
     enabled: true
   })
 }) {}
@@ -78,26 +87,27 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
     const options = yield* WorkerConfig
     const hook = yield* SettledHook
     const runner = yield* BatchRunner
+    const events = yield* BatchEvents
     const repo = yield* BatchRepo
     const items = yield* ItemRepo
     const runners = yield* FiberMap.make<Ids.BatchId>()
-    const wakes = new Map<Ids.BatchId, Queue.Queue<void>>()
+    const handles = new Map<Ids.BatchId, RunnerHandle>()
     const kickQueue = yield* Queue.sliding<void>(1)
     const lastTick = yield* Ref.make(0)
 
     const start = (batchId: Ids.BatchId) =>
       Effect.gen(function*() {
         if (yield* FiberMap.has(runners, batchId)) return
-        const wake = yield* Queue.sliding<void>(1)
-        wakes.set(batchId, wake)
+        const handle: RunnerHandle = { wake: yield* Queue.sliding<void>(1), hold: () => {} }
+        handles.set(batchId, handle)
         yield* FiberMap.run(
           runners,
           batchId,
-          runner.run(batchId, wake, options).pipe(
+          runner.run(batchId, handle, options).pipe(
             Effect.catchAllCause((cause) =>
               Effect.logError("batch runner failed; it restarts on the next tick", cause)
             ),
-            Effect.ensuring(Effect.sync(() => wakes.delete(batchId)))
+            Effect.ensuring(Effect.sync(() => handles.delete(batchId)))
           )
         )
       })
@@ -110,14 +120,38 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
 
     const tick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const reclaimed = yield* items.reclaimExpired({ now, limit: 10_000 })
-      if (reclaimed > 0) yield* Effect.logInfo(`reclaimed ${reclaimed} expired lease(s)`)
+      const reclaimed = yield* items.reclaimExpired({ now, limit: 1_000 })
+      for (const [batchId, n] of reclaimed) {
+        yield* Effect.logInfo(`reclaimed ${n} item(s) of an expired lease`).pipe(Effect.annotateLogs({ batchId }))
+        yield* kick(batchId)
+      }
       for (const batchId of yield* repo.runnable(1_000)) yield* start(batchId)
       for (const batchId of yield* repo.pendingHooks(100)) yield* runHook(batchId)
       yield* Ref.set(lastTick, now)
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("worker tick failed", cause)))
 
+
+    /** Wakes the loop (new or resumed work) and, if it runs, the batch's runner (a command changed it). */
+    const kick = (batchId?: Ids.BatchId) =>
+      Queue.offer(kickQueue, undefined).pipe(
+        Effect.zipRight(
+          batchId === undefined ? Effect.void : Effect.suspend(() => {
+            const handle = handles.get(batchId)
+            return handle === undefined ? Effect.void : Queue.offer(handle.wake, undefined)
+          })
+        ),
+        Effect.asVoid
+      )
+
     if (options.enabled) {
+      // a command in any process: this process's runner of that batch starts nothing until it has
+      // read the batch again
+      yield* events.commands.pipe(
+        Stream.runForEach((batchId) =>
+          Effect.sync(() => handles.get(batchId)?.hold()).pipe(Effect.zipRight(kick(batchId)))
+        ),
+        Effect.forkScoped
+      )
       yield* tick.pipe(
         Effect.zipRight(Effect.raceFirst(Queue.take(kickQueue), Effect.sleep(options.pollInterval))),
         Effect.forever,
@@ -125,17 +159,12 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
       )
     }
 
-    /** Wakes the loop (new or resumed work) and, if it runs, the batch's runner (a command changed it). */
-    const kick = (batchId?: Ids.BatchId) =>
-      Queue.offer(kickQueue, undefined).pipe(
-        Effect.zipRight(
-          batchId === undefined ? Effect.void : Effect.suspend(() => {
-            const wake = wakes.get(batchId)
-            return wake === undefined ? Effect.void : Queue.offer(wake, undefined)
-          })
-        ),
-        Effect.asVoid
-      )
+    /**
+     * Stops this process's runner of a batch from starting attempts until it reads the batch again
+     * (after `kick`): called before a command that stops work, so that nothing starts here once the
+     * command has committed.
+     */
+    const hold = (batchId: Ids.BatchId) => Effect.sync(() => handles.get(batchId)?.hold())
 
     /** When the loop last completed a tick (epoch millis), for health checks. */
     const health = Effect.all({ lastTickMs: Ref.get(lastTick), batches: FiberMap.size(runners) })
@@ -146,6 +175,6 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
      */
     const runPendingHook = (batchId: Ids.BatchId) => options.enabled ? runHook(batchId) : Effect.void
 
-    return { kick, health, runPendingHook, owner: options.owner } as const
+    return { kick, hold, health, runPendingHook, owner: options.owner } as const
   })
 }) {}

@@ -188,7 +188,8 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
           Effect.catchAllDefect((defect) =>
             Effect.fail(failure("defect", defect))
           ),
-          Effect.provide(context)
+          // the captured context holds every service the workflow needs: set it, do not merge it
+          Effect.mapInputContext((): Context.Context<R> => context)
         )
     }
   })
@@ -200,3 +201,14 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
  */
 export const timedOut = (timeout: Duration.Duration): AttemptFailure =>
   failure("timeout", { message: `attempt timed out after ${Duration.format(timeout)}`, _tag: "Timeout" })
+
+/**
+ * Marks an attempt that was interrupted by something other than its timeout (the workflow
+ * interrupted itself) as a defect.
+ *
+ * @since 0.2.0
+ */
+export const interrupted: AttemptFailure = failure("defect", {
+  message: "the attempt was interrupted",
+  _tag: "Interrupted"
+})

@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { encodeDraft, eventColumns, eventFromRow, EventRow } from "./internal/Rows.js"
+import type { EventRow as EventRowIn } from "./sql/Contract.js"
 import { Tables } from "./Tables.js"
 
 /**
@@ -25,11 +26,13 @@ export class EventLog extends Effect.Service<EventLog>()("@effect-batch/EventLog
     const t = yield* Tables
     const batches = sql(t.batches)
     const events = sql(t.events)
+    const appendFn = sql(`${t.prefix}append_events`)
     const decodeRows = Schema.decodeUnknown(Schema.Array(EventRow))
 
     /**
-     * Appends events to a batch: the batch's sequence is bumped in the same statement, so sequences
-     * stay gapless and unique under concurrent writers. Returns the sequence of the last event.
+     * Appends events to a batch through the one sequence allocator (`<prefix>append_events`): the
+     * batch's sequence is bumped in the same statement, so sequences stay gapless and unique under
+     * concurrent writers. Returns the sequence of the last event.
      */
     const append = (
       batchId: Ids.BatchId,
@@ -37,20 +40,18 @@ export class EventLog extends Effect.Service<EventLog>()("@effect-batch/EventLog
       now: number
     ): Effect.Effect<number, SqlError> =>
       Effect.forEach(drafts, (draft) => Effect.orDie(encodeDraft(draft))).pipe(
-        Effect.flatMap((encoded) =>
-          sql<{ seq: number }>`
-            WITH b AS (
-              UPDATE ${batches} SET seq = seq + ${encoded.length}, updated_at_ms = ${now}
-              WHERE id = ${batchId}::uuid RETURNING seq, seq - ${encoded.length} AS base
-            ), ins AS (
-              INSERT INTO ${events} (batch_id, seq, tag, payload, at_ms)
-              SELECT ${batchId}::uuid, b.base + e.ord, e.tag, e.payload, ${now}
-              FROM b, jsonb_to_recordset(${JSON.stringify(encoded.map((e, i) => ({ ...e, ord: i + 1 })))}::text::jsonb)
-                AS e(tag text, payload jsonb, ord int)
-            )
-            SELECT seq FROM b`
-        ),
-        Effect.map((rows) => rows[0]?.seq ?? 0),
+        Effect.flatMap((encoded) => {
+          const rows: Array<EventRowIn> = encoded.map((e, ord) => ({
+            kind: "x",
+            idx: 0,
+            ord,
+            tag: e.tag,
+            payload: e.payload
+          }))
+          return sql<{ seq: number }>`SELECT ${appendFn}(${batchId}::uuid, ${now}::bigint,
+            ${JSON.stringify(rows)}::text::jsonb, NULL, NULL) AS seq`
+        }),
+        Effect.map((rows) => Number(rows[0]?.seq ?? 0)),
         Effect.withSpan("EventLog.append", { attributes: { batchId, events: drafts.length } })
       )
 

@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ItemStateColumn, itemStateColumn, itemStateTag, Num } from "./internal/Rows.js"
+import { ItemStateColumn, itemStateColumns, itemStateTag, Num } from "./internal/Rows.js"
 import { Tables } from "./Tables.js"
 
 const ItemRow = Schema.Struct({
@@ -33,9 +33,11 @@ const ItemRow = Schema.Struct({
 })
 type ItemRow = typeof ItemRow.Type
 
-const itemColumns = `key, ordinal, round, state, attempt, consumed, lease_owner,
-  lease_expires_at_ms::float8 AS lease_expires_at_ms, due_at_ms::float8 AS due_at_ms, output, last_error, reason,
-  duration_ms`
+/** The item columns, with the lease's expiry from its owner's share row. */
+const itemColumns = (shares: string) =>
+  `key, ordinal, round, state, attempt, consumed, lease_owner,
+  (SELECT s.expires_at_ms::float8 FROM ${shares} s WHERE s.batch_id = i.batch_id AND s.owner = i.lease_owner)
+    AS lease_expires_at_ms, due_at_ms::float8 AS due_at_ms, output, last_error, reason, duration_ms`
 
 const unknownError = ItemError.ItemError.make({ category: "defect", message: "no error was recorded" })
 const decodeError = (u: unknown) =>
@@ -45,6 +47,7 @@ const stateOf = (row: ItemRow) =>
   Effect.gen(function*() {
     switch (row.state) {
       case "queued":
+      case "leased":
         return new ItemState.Queued()
       case "running":
         return new ItemState.Running({
@@ -109,6 +112,7 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
     const sql = yield* SqlClient.SqlClient
     const t = yield* Tables
     const items = sql(t.items)
+    const columns = sql.literal(itemColumns(t.shares))
     const decodeRows = Schema.decodeUnknown(Schema.Array(ItemRow))
 
     const page = (batchId: Ids.BatchId, options: {
@@ -116,9 +120,9 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
       readonly after?: string | undefined
       readonly limit: number
     }) =>
-      sql`SELECT ${sql.literal(itemColumns)} FROM ${items}
+      sql`SELECT ${columns} FROM ${items} i
         WHERE batch_id = ${batchId}::uuid
-        ${options.state === undefined ? sql`` : sql`AND state = ${itemStateColumn[options.state]}`}
+        ${options.state === undefined ? sql`` : sql`AND state = ANY(${itemStateColumns[options.state]}::text[])`}
         ${options.after === undefined ? sql`` : sql`AND key > ${options.after}`}
         ORDER BY key LIMIT ${options.limit}`.pipe(Effect.flatMap(decodeRows))
 
@@ -162,7 +166,7 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
 
     /** One item, for the worker and for tests. */
     const get = (batchId: Ids.BatchId, key: string) =>
-      sql`SELECT ${sql.literal(itemColumns)} FROM ${items} WHERE batch_id = ${batchId}::uuid AND key = ${key}`.pipe(
+      sql`SELECT ${columns} FROM ${items} i WHERE batch_id = ${batchId}::uuid AND key = ${key}`.pipe(
         Effect.flatMap(decodeRows),
         Effect.flatMap((rows) => rows[0] === undefined ? Effect.succeedNone : Effect.asSome(toView(rows[0]))),
         Effect.catchTag("ParseError", Effect.die)

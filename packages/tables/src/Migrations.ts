@@ -8,6 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as HotSql from "./HotSql.js"
 import { type TableNames, Tables } from "./Tables.js"
 
 const schemaV1 = (t: TableNames): ReadonlyArray<string> => [
@@ -223,6 +224,40 @@ const cycleV2 = (t: TableNames): string =>
   $fn$`
 
 /**
+ * Slot shares and HOT-able items: a process's lease and its share of a batch's concurrency live in
+ * one `shares` row per (batch, owner), so that claims, starts and outcomes change no indexed column of
+ * an item (no index predicate mentions `state`; the queue is read by the claim cursor over a plain
+ * `(batch_id, ordinal)` index, retries through `due_at_ms`). Items leased ahead but not started are
+ * `leased`. The hot statements themselves are installed by `HotSql`, not here.
+ */
+const schemaV3 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.shares} (
+    batch_id uuid NOT NULL,
+    owner text NOT NULL,
+    slots int NOT NULL,
+    wanted int NOT NULL,
+    executing int NOT NULL,
+    expires_at_ms bigint NOT NULL,
+    PRIMARY KEY (batch_id, owner)
+  )`,
+  // the leases of items running under the previous version become their owners' share rows
+  `INSERT INTO ${t.shares} (batch_id, owner, slots, wanted, executing, expires_at_ms)
+    SELECT batch_id, lease_owner, count(*)::int, 0, count(*)::int, max(lease_expires_at_ms) FROM ${t.items}
+    WHERE state = 'running' AND lease_owner IS NOT NULL GROUP BY batch_id, lease_owner`,
+  `ALTER TABLE ${t.batches} ADD COLUMN leased int NOT NULL DEFAULT 0`,
+  `ALTER TABLE ${t.batches} DROP COLUMN wanted_by, DROP COLUMN wanted_at_ms`,
+  `DROP FUNCTION IF EXISTS ${t.prefix}cycle(uuid, text, bigint, bigint, int, int, jsonb, jsonb)`,
+  `DROP INDEX ${t.prefix}items_queued`,
+  `DROP INDEX ${t.prefix}items_retry`,
+  `DROP INDEX ${t.prefix}items_leases`,
+  `ALTER TABLE ${t.items} DROP COLUMN lease_expires_at_ms`,
+  `UPDATE ${t.items} SET due_at_ms = NULL WHERE state <> 'retry' AND due_at_ms IS NOT NULL`,
+  `CREATE INDEX ${t.prefix}items_ordinal ON ${t.items} (batch_id, ordinal)`,
+  `CREATE INDEX ${t.prefix}items_due ON ${t.items} (batch_id, due_at_ms) WHERE due_at_ms IS NOT NULL`,
+  `ALTER TABLE ${t.items} SET (fillfactor = 70)`
+]
+
+/**
  * Every migration, by `<id>_<name>`.
  *
  * @since 0.1.0
@@ -242,17 +277,26 @@ export const migrations = (t: TableNames): Record<string, Effect.Effect<void, un
     // The last process that found the batch's capacity taken by others, and when (see `cycle`).
     yield* sql.unsafe(`ALTER TABLE ${t.batches} ADD COLUMN wanted_by text, ADD COLUMN wanted_at_ms bigint`)
     yield* sql.unsafe(cycleV2(t))
+  }),
+  "3_shares": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const statement of schemaV3(t)) {
+      yield* sql.unsafe(statement)
+    }
   })
 })
 
 /**
- * Runs the pending migrations (safe to run from several processes at once: the ledger is locked).
+ * Runs the pending migrations, then installs the hot statements (`HotSql`). Safe to run from several
+ * processes at once: the ledger is locked, and so is the installation.
  *
  * @since 0.1.0
  */
 export const run = Effect.gen(function*() {
   const t = yield* Tables
-  return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations })
+  const applied = yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations })
+  yield* HotSql.install
+  return applied
 }).pipe(Effect.withSpan("Migrations.run"))
 
 /**

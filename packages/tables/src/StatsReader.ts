@@ -73,6 +73,7 @@ export class StatsReader extends Effect.Service<StatsReader>()("@effect-batch/St
     const t = yield* Tables
     const batches = sql(t.batches)
     const items = sql(t.items)
+    const shares = sql(t.shares)
 
     /** A round trip to the database (`SELECT 1`). */
     const ping: Effect.Effect<void, SqlError> = sql`SELECT 1 AS one`.pipe(
@@ -92,6 +93,7 @@ export class StatsReader extends Effect.Service<StatsReader>()("@effect-batch/St
     /** The items per state, summed over the batches of each batch state (from the batches' counters). */
     const itemsByState: Effect.Effect<ReadonlyArray<ItemStateCounts>, SqlError> = sql`
       SELECT state_tag AS batch_state, coalesce(sum(queued), 0)::int8 AS queued,
+        coalesce(sum(leased), 0)::int8 AS leased,
         coalesce(sum(running), 0)::int8 AS running, coalesce(sum(retry_scheduled), 0)::int8 AS retry_scheduled,
         coalesce(sum(succeeded), 0)::int8 AS succeeded, coalesce(sum(failed), 0)::int8 AS failed,
         coalesce(sum(quarantined), 0)::int8 AS quarantined, coalesce(sum(skipped), 0)::int8 AS skipped
@@ -100,7 +102,8 @@ export class StatsReader extends Effect.Service<StatsReader>()("@effect-batch/St
       Effect.map((rows) =>
         rows.map((row): ItemStateCounts => ({
           batchState: row.batch_state,
-          queued: row.queued,
+          // leased ahead but not started: still waiting
+          queued: row.queued + row.leased,
           running: row.running,
           retryScheduled: row.retry_scheduled,
           succeeded: row.succeeded,
@@ -116,11 +119,10 @@ export class StatsReader extends Effect.Service<StatsReader>()("@effect-batch/St
     /** Work that could be claimed at `now` but is not yet. */
     const claimLag = (now: number): Effect.Effect<ClaimLag, SqlError> =>
       sql`SELECT
-        (SELECT coalesce(sum(queued), 0)::int8 FROM ${batches} WHERE state_tag = 'Running') AS queued,
+        (SELECT coalesce(sum(queued + leased), 0)::int8 FROM ${batches} WHERE state_tag = 'Running') AS queued,
         (SELECT min(i.due_at_ms)::float8 FROM ${items} i JOIN ${batches} b ON b.id = i.batch_id
           WHERE i.state = 'retry' AND i.due_at_ms <= ${now} AND b.state_tag = 'Running') AS oldest_retry,
-        (SELECT min(lease_expires_at_ms)::float8 FROM ${items}
-          WHERE state = 'running' AND lease_expires_at_ms < ${now}) AS oldest_lease`.pipe(
+        (SELECT min(expires_at_ms)::float8 FROM ${shares} WHERE expires_at_ms < ${now}) AS oldest_lease`.pipe(
         Effect.flatMap(Schema.decodeUnknown(Schema.Array(LagRow))),
         Effect.map((rows): ClaimLag => {
           const row = rows[0]

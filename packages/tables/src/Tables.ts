@@ -17,6 +17,8 @@ export interface TableNames {
   readonly batches: string
   readonly items: string
   readonly events: string
+  /** each process's share of a batch's concurrency, and the lease on the items it holds */
+  readonly shares: string
 }
 
 /**
@@ -43,7 +45,8 @@ export const names = (prefix: string): TableNames => {
     migrations: `${prefix}migrations`,
     batches: `${prefix}batches`,
     items: `${prefix}items`,
-    events: `${prefix}events`
+    events: `${prefix}events`,
+    shares: `${prefix}shares`
   }
 }
 

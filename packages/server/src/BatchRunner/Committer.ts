@@ -1,0 +1,90 @@
+/**
+ * The committer of one batch in this process: the one writer of its item outcomes and item events.
+ * Executors hand it start marks and outcomes; it records whatever arrived while its previous statement
+ * ran, as one statement (`ItemRepo.commit`), up to a maximum group, and hands the committed counters
+ * to the runner's policy. A failing statement is retried: the entries stay in order.
+ */
+import type { CommitResult, Entry } from "@effect-batch/tables/ItemRepo"
+import { ItemRepo } from "@effect-batch/tables/ItemRepo"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type { Decided } from "../internal/Decide.js"
+import type { Run } from "./Run.js"
+import * as Signal from "./Signal.js"
+
+/** An entry with, for an outcome, what the policy decided for it. */
+export interface Pending {
+  readonly entry: Entry
+  readonly decided?: Decided | undefined
+}
+
+export interface Committer {
+  readonly started: (entry: Entry) => void
+  readonly finished: (entry: Entry, decided: Decided) => void
+  /** nothing is buffered or being written */
+  readonly idle: () => boolean
+  /** the loop; `onCommit` runs after every statement, in order */
+  readonly run: <E>(
+    onCommit: (group: ReadonlyArray<Pending>, result: CommitResult) => Effect.Effect<void, E>
+  ) => Effect.Effect<void, E, ItemRepo>
+  /** writes what is buffered or was being written (entries already recorded are fenced out) */
+  readonly flush: Effect.Effect<void, never, ItemRepo>
+}
+
+const retrySchedule = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))
+
+export const make = (run: Run): Committer => {
+  let buffer: Array<Pending> = []
+  let inFlight: ReadonlyArray<Pending> = []
+  const signal = Signal.make()
+
+  const write = (group: ReadonlyArray<Pending>) =>
+    Effect.gen(function*() {
+      const items = yield* ItemRepo
+      const now = yield* Clock.currentTimeMillis
+      return yield* items.commit({
+        ...run.shareRequest(now),
+        entries: group.map((p) => p.entry)
+      })
+    })
+
+  return {
+    started: (entry) => {
+      buffer.push({ entry })
+      signal.notify()
+    },
+    finished: (entry, decided) => {
+      buffer.push({ entry, decided })
+      signal.notify()
+    },
+    idle: () => buffer.length === 0 && inFlight.length === 0,
+    run: (onCommit) =>
+      Effect.gen(function*() {
+        while (true) {
+          yield* signal.wait(() => buffer.length > 0)
+          // let the attempts that are ready finish first, so that they are recorded together
+          yield* Effect.yieldNow()
+          const group = buffer.length <= run.options.maxGroup ? buffer : buffer.slice(0, run.options.maxGroup)
+          buffer = group === buffer ? [] : buffer.slice(group.length)
+          inFlight = group
+          const result = yield* write(group).pipe(
+            Effect.tapError((e) => Effect.logWarning("recording outcomes failed; retrying", e)),
+            // the schedule never ends: a commit is retried until the database answers
+            Effect.retry(retrySchedule),
+            Effect.orDie
+          )
+          inFlight = []
+          if (Option.isNone(result)) return
+          yield* onCommit(group, result.value)
+        }
+      }).pipe(Effect.annotateLogs({ fiber: "committer" })),
+    flush: Effect.suspend(() => {
+      const group = [...inFlight, ...buffer]
+      inFlight = []
+      buffer = []
+      return group.length === 0 ? Effect.void : Effect.asVoid(write(group))
+    }).pipe(Effect.catchAll((e) => Effect.logWarning("recording the last outcomes failed; they run again", e)))
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The executors of one batch in this process: fibers that take leased items from the local queue
+ * while a slot is free, run each attempt under its own deadline and the batch's rate limiters,
+ * decide its outcome with the pure policy, and hand start mark and outcome to the committer. A
+ * finished attempt frees its slot at once: the next item starts without waiting for a round trip.
+ */
+import { ItemCounts, Policy } from "@effect-batch/domain"
+import { ItemKey } from "@effect-batch/domain/Ids"
+import type { ClaimedItem } from "@effect-batch/tables/ItemRepo"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import { decide } from "../internal/Decide.js"
+import type * as Limiters from "../internal/Limiters.js"
+import * as Workflow from "../Workflow.js"
+import type { Committer } from "./Committer.js"
+import { average, type Run } from "./Run.js"
+import type { Watchdog } from "./Watchdog.js"
+
+export interface Executors {
+  /** one executor fiber: runs until the slots are stopped */
+  readonly executor: Effect.Effect<void>
+}
+
+export const make = (options: {
+  readonly run: Run
+  readonly runnable: Workflow.Runnable
+  readonly limiters: Limiters.Limiters
+  readonly watchdog: Watchdog
+  readonly committer: Committer
+  /** starts an executor beside the others (to replace one that timed out) */
+  readonly fork: (executor: Effect.Effect<void>) => Effect.Effect<void>
+}): Executors => {
+  const { committer, limiters, run, runnable, watchdog } = options
+  const slots = run.slots
+  let aimd = Policy.aimdStart(run.record.config.concurrency)
+
+  /** Records a finished attempt: frees its slot, decides its outcome, hands it to the committer. */
+  const finish = (item: ClaimedItem, start: number, result: Either.Either<unknown, Workflow.AttemptFailure>) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      run.inflight.delete(item)
+      slots.finish()
+      // a free slot with a short queue: the claimer may lease more
+      if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
+      run.attemptMs = average(run.attemptMs, now - start)
+      const config = run.record.config
+      const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
+      aimd = throttled ? Policy.aimdOnThrottle(aimd) : Policy.aimdOnSuccess(aimd, config.concurrency)
+      slots.setLimit(aimd.limit)
+      const record = run.record
+      const decided = decide({
+        config,
+        item,
+        // the key was validated when the batch was submitted
+        key: ItemKey.make(item.key, true),
+        result,
+        durationMs: now - start,
+        now,
+        random: yield* Random.next,
+        counters: {
+          settled: ItemCounts.settled(record.counts),
+          failed: record.counts.failed,
+          consecutiveFailures: record.consecutiveFailures
+        },
+        timeout: config.timeout,
+        effectiveConcurrency: aimd.limit
+      })
+      if (Option.isSome(decided.throttle)) {
+        yield* limiters.holdBack(decided.throttle.value.limiter, decided.throttle.value.untilMs)
+      }
+      // a decision to stop the batch stops this process from starting anything at once
+      if (decided.action._tag === "Abort" || decided.action._tag === "ExceedBudget") {
+        run.pendingStops++
+        slots.hold(true)
+      }
+      committer.finished({ _tag: "Finished", outcome: decided.outcome }, decided)
+    })
+
+  /**
+   * One executor: runs attempts in its own fiber, one after the other (no fiber per attempt). The
+   * watchdog times an attempt out by interrupting the executor: the interruption records the timeout
+   * and starts a new executor in its place.
+   */
+  const executor: Effect.Effect<void> = Effect.withFiberRuntime<void>((self) => {
+    let current: { readonly item: ClaimedItem; readonly start: number; readonly timeout: Duration.Duration } | undefined
+    const timedOut = (attempt: NonNullable<typeof current>) =>
+      finish(attempt.item, attempt.start, Either.left(Workflow.timedOut(attempt.timeout))).pipe(
+        Effect.zipRight(options.fork(executor))
+      )
+    return Effect.gen(function*() {
+      while (true) {
+        const item = slots.tryStart()
+        if (item === undefined) {
+          if (slots.stopped()) return
+          yield* slots.startable
+          continue
+        }
+        if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
+        const start = yield* Clock.currentTimeMillis
+        committer.started({ _tag: "Started", item, atMs: start })
+        run.inflight.add(item)
+        const timeout = run.record.config.timeout
+        current = { item, start, timeout }
+        yield* watchdog.watch(self, start + Duration.toMillis(timeout))
+        const result = yield* Effect.either(runnable.run(item.input, {
+          batchId: run.batchId,
+          itemKey: ItemKey.make(item.key, true),
+          attempt: item.attempt,
+          round: item.round,
+          limit: limiters.limit
+        }))
+        const attempt = current
+        current = undefined
+        if (watchdog.unwatch(self)) {
+          // past its deadline: a timeout, whatever it answered; the watchdog's interruption is on its way
+          return yield* timedOut(attempt)
+        }
+        yield* finish(item, start, result)
+      }
+    }).pipe(
+      Effect.onInterrupt(() =>
+        Effect.suspend(() => {
+          const attempt = current
+          current = undefined
+          // interrupted by the watchdog: record the timeout; by the runner stopping: leave it to release
+          return attempt !== undefined && watchdog.unwatch(self) ? timedOut(attempt) : Effect.void
+        })
+      ),
+      Effect.annotateLogs({ fiber: "executor" })
+    )
+  })
+
+  return { executor }
+}
