@@ -124,7 +124,8 @@ for (const [name, db] of TestDatabase.databases) {
     it.scoped("a streaming RPC whose client stops reading is disconnected and frees its stream slot", () =>
       Effect.gen(function*() {
         const base = yield* Http.url
-        const batch = yield* submit(400, 2, { concurrency: 8 }, { fail: true, pad: 100_000 })
+        // long enough (≈ 1 s of work) that the stream outlives the stall timeout
+        const batch = yield* submit(400, 20, { concurrency: 8 }, { fail: true, pad: 100_000 })
         const stalled = yield* connect(`${base}/rpc`, bearer("acme"), {
           body: rpcLine("StreamProgress", { batchId: batch.id })
         })

@@ -144,7 +144,13 @@ export const driveDirect = async (
       })
       events.push(
         { kind: "s", idx, ord: events.length, tag: "ItemStarted", payload: { itemKey: key, attempt, round } },
-        { kind: "o", idx, ord: events.length + 1, tag: "ItemSucceeded", payload: { itemKey: key, attempt, durationMs: 0 } }
+        {
+          kind: "o",
+          idx,
+          ord: events.length + 1,
+          tag: "ItemSucceeded",
+          payload: { itemKey: key, attempt, durationMs: 0 }
+        }
       )
     })
     await query(commitText, [

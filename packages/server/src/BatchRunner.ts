@@ -272,8 +272,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           runnable: workflow.value,
           limiters,
           watchdog,
-          committer,
-          fork: (executor) => Effect.asVoid(FiberSet.run(parts, executor))
+          committer
         })
         let poolSize = 0
 
@@ -289,45 +288,45 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         })
 
         const control = Effect.gen(function*() {
-        while (true) {
-          const record = r.record
-          const state = record.state._tag
-          if (state === "Running") {
-            if (r.pendingStops === 0 && slots.holding()) {
-              slots.hold(false)
-              r.claimable()
-              r.renewNow.notify()
+          while (true) {
+            const record = r.record
+            const state = record.state._tag
+            if (state === "Running") {
+              if (r.pendingStops === 0 && slots.holding()) {
+                slots.hold(false)
+                r.claimable()
+                r.renewNow.notify()
+              }
+              while (poolSize < record.config.concurrency) {
+                yield* FiberSet.run(parts, executors.executor)
+                poolSize++
+              }
+              const idle = slots.executing() === 0 && slots.size() === 0 && committer.idle()
+              if (idle && ItemCounts.pending(record.counts) === 0) {
+                yield* settle(record)
+                if (!(yield* refresh)) return
+                continue
+              }
+            } else if (state === "Paused") {
+              slots.hold(true)
+              const waiting = slots.drain()
+              if (waiting.length > 0) {
+                yield* items.release({ batchId, owner: options.owner, items: waiting, dropShare: false })
+              }
+            } else {
+              return
             }
-            while (poolSize < record.config.concurrency) {
-              yield* FiberSet.run(parts, executors.executor)
-              poolSize++
-            }
-            const idle = slots.executing() === 0 && slots.size() === 0 && committer.idle()
-            if (idle && ItemCounts.pending(record.counts) === 0) {
-              yield* settle(record)
+            const news = yield* Effect.raceAll([
+              Queue.take(handle.wake).pipe(Effect.zipRight(Queue.takeAll(handle.wake)), Effect.as("command" as const)),
+              Effect.as(r.changed.wait(() => r.stale), "changed" as const),
+              Effect.as(Effect.sleep(options.pollInterval), "poll" as const)
+            ])
+            if (news !== "changed" || r.stale || state !== "Running" || ItemCounts.pending(r.record.counts) === 0) {
               if (!(yield* refresh)) return
-              continue
             }
-          } else if (state === "Paused") {
-            slots.hold(true)
-            const waiting = slots.drain()
-            if (waiting.length > 0) {
-              yield* items.release({ batchId, owner: options.owner, items: waiting, dropShare: false })
-            }
-          } else {
-            return
+            // a command (or leases reclaimed here) may have put items back in the queue
+            if (news === "command") r.claimable()
           }
-          const news = yield* Effect.raceAll([
-            Queue.take(handle.wake).pipe(Effect.zipRight(Queue.takeAll(handle.wake)), Effect.as("command" as const)),
-            Effect.as(r.changed.wait(() => r.stale), "changed" as const),
-            Effect.as(Effect.sleep(options.pollInterval), "poll" as const)
-          ])
-          if (news !== "changed" || r.stale || state !== "Running" || ItemCounts.pending(r.record.counts) === 0) {
-            if (!(yield* refresh)) return
-          }
-          // a command (or leases reclaimed here) may have put items back in the queue
-          if (news === "command") r.claimable()
-        }
         }).pipe(Effect.annotateLogs({ fiber: "control" }))
         yield* Effect.raceFirst(control, FiberSet.join(parts))
       }).pipe(

@@ -82,9 +82,7 @@ export class BatchStateMachine extends Effect.Service<BatchStateMachine>()("@eff
           while: (e) => Predicate.isTagged(e, "VersionConflict"),
           schedule: Schedule.recurs(5)
         }),
-        Effect.tap((record) =>
-          Effect.zipRight(events.committed(record.id, record.seq), events.commanded(record.id))
-        ),
+        Effect.tap((record) => Effect.zipRight(events.committed(record.id, record.seq), events.commanded(record.id))),
         Effect.withSpan("BatchStateMachine.execute", { attributes: { batchId: options.batchId } })
       )
 

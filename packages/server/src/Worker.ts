@@ -130,7 +130,6 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
       yield* Ref.set(lastTick, now)
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("worker tick failed", cause)))
 
-
     /** Wakes the loop (new or resumed work) and, if it runs, the batch's runner (a command changed it). */
     const kick = (batchId?: Ids.BatchId) =>
       Queue.offer(kickQueue, undefined).pipe(

@@ -11,6 +11,8 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import { decide } from "../internal/Decide.js"
@@ -31,8 +33,6 @@ export const make = (options: {
   readonly limiters: Limiters.Limiters
   readonly watchdog: Watchdog
   readonly committer: Committer
-  /** starts an executor beside the others (to replace one that timed out) */
-  readonly fork: (executor: Effect.Effect<void>) => Effect.Effect<void>
 }): Executors => {
   const { committer, limiters, run, runnable, watchdog } = options
   const slots = run.slots
@@ -81,58 +81,42 @@ export const make = (options: {
     })
 
   /**
-   * One executor: runs attempts in its own fiber, one after the other (no fiber per attempt). The
-   * watchdog times an attempt out by interrupting the executor: the interruption records the timeout
-   * and starts a new executor in its place.
+   * One executor: takes the next leased item while a slot is free and runs its attempt in a child
+   * fiber, which the watchdog interrupts at the attempt's deadline.
    */
-  const executor: Effect.Effect<void> = Effect.withFiberRuntime<void>((self) => {
-    let current: { readonly item: ClaimedItem; readonly start: number; readonly timeout: Duration.Duration } | undefined
-    const timedOut = (attempt: NonNullable<typeof current>) =>
-      finish(attempt.item, attempt.start, Either.left(Workflow.timedOut(attempt.timeout))).pipe(
-        Effect.zipRight(options.fork(executor))
-      )
-    return Effect.gen(function*() {
-      while (true) {
-        const item = slots.tryStart()
-        if (item === undefined) {
-          if (slots.stopped()) return
-          yield* slots.startable
-          continue
-        }
-        if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
-        const start = yield* Clock.currentTimeMillis
-        committer.started({ _tag: "Started", item, atMs: start })
-        run.inflight.add(item)
-        const timeout = run.record.config.timeout
-        current = { item, start, timeout }
-        yield* watchdog.watch(self, start + Duration.toMillis(timeout))
-        const result = yield* Effect.either(runnable.run(item.input, {
-          batchId: run.batchId,
-          itemKey: ItemKey.make(item.key, true),
-          attempt: item.attempt,
-          round: item.round,
-          limit: limiters.limit
-        }))
-        const attempt = current
-        current = undefined
-        if (watchdog.unwatch(self)) {
-          // past its deadline: a timeout, whatever it answered; the watchdog's interruption is on its way
-          return yield* timedOut(attempt)
-        }
-        yield* finish(item, start, result)
+  const executor: Effect.Effect<void> = Effect.gen(function*() {
+    while (true) {
+      const item = slots.tryStart()
+      if (item === undefined) {
+        if (slots.stopped()) return
+        yield* slots.startable
+        continue
       }
-    }).pipe(
-      Effect.onInterrupt(() =>
-        Effect.suspend(() => {
-          const attempt = current
-          current = undefined
-          // interrupted by the watchdog: record the timeout; by the runner stopping: leave it to release
-          return attempt !== undefined && watchdog.unwatch(self) ? timedOut(attempt) : Effect.void
-        })
-      ),
-      Effect.annotateLogs({ fiber: "executor" })
-    )
-  })
+      if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
+      const start = yield* Clock.currentTimeMillis
+      committer.started({ _tag: "Started", item, atMs: start })
+      run.inflight.add(item)
+      const timeout = run.record.config.timeout
+      const fiber = yield* Effect.fork(Effect.either(runnable.run(item.input, {
+        batchId: run.batchId,
+        itemKey: ItemKey.make(item.key, true),
+        attempt: item.attempt,
+        round: item.round,
+        limit: limiters.limit
+      })))
+      yield* watchdog.watch(fiber, start + Duration.toMillis(timeout))
+      const exit = yield* Fiber.await(fiber).pipe(
+        Effect.onInterrupt(() => Effect.sync(() => watchdog.unwatch(fiber)))
+      )
+      // past its deadline it is a timeout, whatever it answered
+      const result = watchdog.unwatch(fiber)
+        ? Either.left(Workflow.timedOut(timeout))
+        : Exit.isSuccess(exit)
+        ? exit.value
+        : Either.left(Workflow.interrupted)
+      yield* finish(item, start, result)
+    }
+  }).pipe(Effect.annotateLogs({ fiber: "executor" }))
 
   return { executor }
 }

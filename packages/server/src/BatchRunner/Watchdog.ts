@@ -7,14 +7,19 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import type * as Workflow from "../Workflow.js"
 import * as Signal from "./Signal.js"
 
 export interface Watchdog {
   /** watches an attempt until `unwatch`; interrupts it at `deadline` (epoch millis) */
-  readonly watch: (fiber: Fiber.RuntimeFiber<void, never>, deadline: number) => Effect.Effect<void>
+  readonly watch: (
+    fiber: Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>,
+    deadline: number
+  ) => Effect.Effect<void>
   /** stops watching; says whether the watchdog had timed the attempt out */
-  readonly unwatch: (fiber: Fiber.RuntimeFiber<void, never>) => boolean
+  readonly unwatch: (fiber: Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>) => boolean
   /** the fiber that does the watching */
   readonly run: Effect.Effect<never>
 }
@@ -25,8 +30,8 @@ const maxSleepMs = 1_000
 export const make = (): Watchdog => {
   const wake = Signal.make()
   // insertion order is deadline order while the batch's timeout does not change
-  const deadlines = new Map<Fiber.RuntimeFiber<void, never>, number>()
-  const timedOut = new Set<Fiber.RuntimeFiber<void, never>>()
+  const deadlines = new Map<Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>, number>()
+  const timedOut = new Set<Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>>()
   let earliestSleep = Number.POSITIVE_INFINITY
 
   const run = Effect.gen(function*() {

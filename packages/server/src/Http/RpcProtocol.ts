@@ -1,7 +1,7 @@
 /**
  * The RPC protocol of `POST /rpc`: NDJSON over HTTP, like `RpcServer.makeProtocolWithHttpApp`, with
  * two differences. Requests are checked first (`RpcGuard`: a bad one gets an HTTP error and reaches no
- * handler). Responses go through a bounded buffer per request (`streamBufferSize` messages): a
+ * handler). Responses go through a bounded buffer per request (`streamBufferSize` messages, 1 MiB): a
  * streaming RPC (`GetResults`, `StreamProgress`) is produced only as fast as its client reads it, so a
  * slow client costs a bounded amount of memory, and one whose buffer stays full for `stallTimeout` is
  * disconnected.
@@ -19,6 +19,7 @@ import * as Either from "effect/Either"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
 import { check, type Envelope } from "./RpcGuard.js"
@@ -40,6 +41,9 @@ const toRequest = (envelope: Envelope, headers: ReadonlyArray<[string, string]>)
   ...(envelope.spanId === undefined ? {} : { spanId: envelope.spanId }),
   ...(envelope.sampled === undefined ? {} : { sampled: envelope.sampled })
 })
+
+/** The most bytes of responses buffered per streaming request before the server waits for the client. */
+const maxBufferedBytes = 1024 * 1024
 
 /** Cuts the connection of a client that stopped reading (its pending writes would never finish). */
 const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
@@ -93,6 +97,9 @@ export const make: Effect.Effect<
     const envelopes = checked.right
     const id = nextClientId++
     const mailbox = yield* Mailbox.make<Uint8Array>({ capacity: config.streamBufferSize, strategy: "suspend" })
+    // a response message may carry a whole chunk of a stream: bound the buffer in bytes as well
+    let buffered = 0
+    const drained = yield* Effect.makeLatch(true)
     const parser = RpcSerialization.ndjson.unsafeMake()
     const encode = (response: RpcMessage.FromServerEncoded): Uint8Array | undefined => {
       let encoded: string | Uint8Array | undefined
@@ -108,7 +115,11 @@ export const make: Effect.Effect<
       write: (response) => {
         const bytes = encode(response)
         if (bytes === undefined) return Effect.void
+        buffered += bytes.length
         return mailbox.offer(bytes).pipe(
+          Effect.zipRight(
+            buffered > maxBufferedBytes ? drained.close.pipe(Effect.zipRight(drained.await)) : Effect.void
+          ),
           Effect.timeoutFail({ duration: config.stallTimeout, onTimeout: () => "stalled" }),
           Effect.catchAll(() =>
             Effect.logInfo("disconnecting an RPC client that stopped reading").pipe(
@@ -138,7 +149,13 @@ export const make: Effect.Effect<
     const headers = Object.entries(request.headers)
     for (const envelope of envelopes) yield* writeRequest(id, toRequest(envelope, headers))
     yield* writeRequest(id, RpcMessage.constEof)
-    return HttpServerResponse.stream(Mailbox.toStream(mailbox), { contentType: "application/ndjson" })
+    const body = Mailbox.toStream(mailbox).pipe(
+      Stream.tap((bytes) => {
+        buffered -= bytes.length
+        return buffered <= maxBufferedBytes ? drained.open : Effect.void
+      })
+    )
+    return HttpServerResponse.stream(body, { contentType: "application/ndjson" })
   }).pipe(Effect.interruptible)
 
   return { protocol, handler } as const

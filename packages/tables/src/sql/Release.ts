@@ -19,29 +19,12 @@ const requeueCounters = (t: TableNames, leased: string, running: string) =>
       claim_cursor = LEAST(claim_cursor, COALESCE(v_lowest - 1, claim_cursor))
     WHERE id = p_batch`
 
-/** @since 0.2.0 */
-export const release = (t: TableNames): string =>
-  `CREATE OR REPLACE FUNCTION ${t.prefix}release(
-    p_batch uuid, p_owner text, p_items jsonb, p_drop_share boolean
-  ) RETURNS int LANGUAGE plpgsql AS $fn$
-  DECLARE
-    v_leased int := 0; v_running int := 0; v_fresh int := 0; v_lowest int;
-  BEGIN
-    PERFORM 1 FROM ${t.batches} WHERE id = p_batch FOR UPDATE;
-    IF NOT FOUND THEN
-      RETURN 0;
-    END IF;
-    IF jsonb_array_length(p_items) > 0 THEN
-      WITH s AS (
-        SELECT * FROM jsonb_to_recordset(p_items) AS s(${recordset(startColumns)})
-      ), o AS (
-        SELECT h.tid, h.prev FROM s, LATERAL (
-          SELECT ctid AS tid, state AS prev FROM ${t.items}
-          WHERE batch_id = p_batch AND key = s.key AND state IN ('leased', 'running') AND lease_owner = p_owner
-            AND attempt = s.attempt
-          LIMIT 1
-        ) h
-      ), upd AS (
+/**
+ * Puts the rows of `o (tid, prev)` back in the queue (`retry` when they were due retries) and moves
+ * the batch's counters and claim cursor; the counts land in `v_leased`, `v_running`.
+ */
+const requeueRows = (t: TableNames, o: string) =>
+  `WITH o AS (${o}), upd AS (
         UPDATE ${t.items} i SET state = CASE WHEN i.due_at_ms IS NULL THEN 'queued' ELSE 'retry' END, lease_owner = NULL
         FROM o WHERE i.ctid = o.tid
         RETURNING i.ordinal, i.due_at_ms IS NULL AS fresh, o.prev
@@ -51,12 +34,49 @@ export const release = (t: TableNames): string =>
       INTO v_leased, v_running, v_fresh, v_lowest FROM upd;
       IF v_leased + v_running > 0 THEN
         ${requeueCounters(t, "v_leased", "v_running")};
-      END IF;
+      END IF`
+
+/** @since 0.2.0 */
+export const release = (t: TableNames): string =>
+  `CREATE OR REPLACE FUNCTION ${t.prefix}release(
+    p_batch uuid, p_owner text, p_items jsonb, p_drop_share boolean
+  ) RETURNS int LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_leased int := 0; v_running int := 0; v_fresh int := 0; v_lowest int; v_total int;
+  BEGIN
+    PERFORM 1 FROM ${t.batches} WHERE id = p_batch FOR UPDATE;
+    IF NOT FOUND THEN
+      RETURN 0;
     END IF;
+    IF jsonb_array_length(p_items) > 0 THEN
+      ${
+    requeueRows(
+      t,
+      `SELECT h.tid, h.prev FROM jsonb_to_recordset(p_items) AS s(${recordset(startColumns)}), LATERAL (
+          SELECT ctid AS tid, state AS prev FROM ${t.items}
+          WHERE batch_id = p_batch AND key = s.key AND state IN ('leased', 'running') AND lease_owner = p_owner
+            AND attempt = s.attempt
+          LIMIT 1
+        ) h`
+    )
+  };
+    END IF;
+    v_total := v_leased + v_running;
     IF p_drop_share THEN
+      -- the owner gives up the batch: nothing it still holds may outlive its share row
+      v_leased := 0;
+      v_running := 0;
+      ${
+    requeueRows(
+      t,
+      `SELECT ctid AS tid, state AS prev FROM ${t.items}
+        WHERE batch_id = p_batch AND lease_owner = p_owner AND state IN ('leased', 'running')`
+    )
+  };
+      v_total := v_total + v_leased + v_running;
       DELETE FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner;
     END IF;
-    RETURN v_leased + v_running;
+    RETURN v_total;
   END
   $fn$`
 
@@ -73,20 +93,13 @@ export const reclaim = (t: TableNames): string =>
       IF NOT FOUND THEN
         RETURN 0;
       END IF;
-      WITH upd AS (
-        UPDATE ${t.items} i SET state = CASE WHEN i.due_at_ms IS NULL THEN 'queued' ELSE 'retry' END,
-          lease_owner = NULL
-        FROM (SELECT ctid AS tid, state AS prev FROM ${t.items}
-          WHERE batch_id = p_batch AND lease_owner = p_owner AND state IN ('leased', 'running')) o
-        WHERE i.ctid = o.tid
-        RETURNING i.ordinal, i.due_at_ms IS NULL AS fresh, o.prev
-      )
-      SELECT (count(*) FILTER (WHERE prev = 'leased'))::int, (count(*) FILTER (WHERE prev = 'running'))::int,
-        (count(*) FILTER (WHERE fresh))::int, min(ordinal) FILTER (WHERE fresh)
-      INTO v_leased, v_running, v_fresh, v_lowest FROM upd;
-      IF v_leased + v_running > 0 THEN
-        ${requeueCounters(t, "v_leased", "v_running")};
-      END IF;
+      ${
+    requeueRows(
+      t,
+      `SELECT ctid AS tid, state AS prev FROM ${t.items}
+        WHERE batch_id = p_batch AND lease_owner = p_owner AND state IN ('leased', 'running')`
+    )
+  };
     END IF;
     DELETE FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner AND expires_at_ms < p_now;
     RETURN v_leased + v_running;
