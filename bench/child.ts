@@ -7,6 +7,9 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
 import { claimComplete } from "./src/Claim.js"
+import { enqueue } from "./src/Enqueue.js"
+import { graphile } from "./src/Graphile.js"
+import { graphileWorkerProcess } from "./src/graphile/WorkerProcess.js"
 import { insert } from "./src/Insert.js"
 import { twoProcesses, workerProcess } from "./src/MultiProcess.js"
 import { inMemory, workload } from "./src/Workloads.js"
@@ -43,7 +46,25 @@ const benchmarks: Record<string, (json: unknown) => Effect.Effect<void, unknown>
   ),
   memory: command(Schema.Struct(Count), inMemory),
   w3: command(Schema.Struct(Count), twoProcesses),
-  worker: command(Schema.Struct({ url: Schema.String, owner: Schema.String, pollMs: Schema.Number }), workerProcess)
+  worker: command(Schema.Struct({ url: Schema.String, owner: Schema.String, pollMs: Schema.Number }), workerProcess),
+  enqueue: command(Schema.Struct(Count), enqueue),
+  graphile: command(
+    Schema.Struct({
+      workload: Schema.Literal("w1", "w2", "w3", "enqueue"),
+      variant: Schema.Literal("tuned", "default"),
+      ...Count
+    }),
+    graphile
+  ),
+  "graphile-worker": command(
+    Schema.Struct({
+      url: Schema.String,
+      owner: Schema.String,
+      variant: Schema.Literal("tuned", "default"),
+      concurrency: Schema.Int
+    }),
+    graphileWorkerProcess
+  )
 }
 
 const [name = "", json = "{}"] = process.argv.slice(2)
