@@ -168,10 +168,11 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         let idx = 0
         let abort: Committer.Pending | undefined
         let retries = false
+        let predicted = 0
         for (const pending of group) {
           if (pending.entry._tag !== "Finished") continue
           const tag = pending.decided?.action._tag
-          if (tag === "Abort" || tag === "ExceedBudget") run.pendingStops--
+          if (tag === "Abort" || tag === "ExceedBudget") predicted++
           if (applied.has(idx)) {
             if (abort === undefined && pending.decided?.action._tag === "Abort") abort = pending
             if (pending.entry.outcome.state === "retry") retries = true
@@ -182,7 +183,10 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         const stop = <E>(effect: Effect.Effect<void, E>) =>
           Effect.gen(function*() {
             run.slots.hold(true)
+            run.stale = true
             yield* effect
+            run.pendingStops -= predicted
+            // read what the command stored before anything may start again
             run.stale = true
             run.changed.notify()
           })
@@ -202,6 +206,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           )
         }
         if (action._tag === "AutoPause") return yield* stop(pauseBatch(record, action.consecutiveFailures))
+        run.pendingStops -= predicted
         // the outcomes that made an executor stop starting are committed, and the batch goes on
         if (run.pendingStops === 0 && run.slots.holding() && run.record.state._tag === "Running" && !run.stale) {
           run.slots.hold(false)
@@ -289,6 +294,8 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
 
         const control = Effect.gen(function*() {
           while (true) {
+            // a command or a policy decision changed the batch: act on what is stored, not on the past
+            if (r.stale && !(yield* refresh)) return
             const record = r.record
             const state = record.state._tag
             if (state === "Running") {

@@ -57,7 +57,8 @@ export type Entry =
 
 /**
  * What a process tells the database about its share with every hot statement: how many attempts it
- * executes now and how many it could use.
+ * may be executing until it hears back (the attempts running, or the grant it runs under, whichever
+ * is more: statements are in flight while attempts start) and how many it could use.
  *
  * @since 0.2.0
  */

@@ -101,7 +101,9 @@ export const make = (batchId: Ids.BatchId, record: BatchRecord, options: RunnerO
         owner: options.owner,
         now,
         leaseMs: run.leaseMs,
-        executing: slots.executing(),
+        // what this process may execute until it hears back: the attempts running, or its grant in use,
+        // whichever is more; a lower grant takes effect in the database with the next statement
+        executing: Math.max(slots.executing(), slots.share()),
         wanted: Math.min(
           concurrency,
           slots.executing() + slots.size() + (run.more || run.record.counts.retryScheduled > 0 ? concurrency : 0)
