@@ -406,10 +406,7 @@ for (const [name, db] of TestDatabase.databases) {
             const busiest = Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 60_000).length))
             assert.strictEqual(busiest, 10)
             assert.isTrue(times[times.length - 1]! - times[0]! >= 120_000)
-          })).pipe(
-            Effect.provide(orchestrator(limited(calls))),
-            Effect.ensuring(Effect.sync(() => console.log("COUNTS", JSON.stringify((globalThis as any).__c))))
-          )
+          })).pipe(Effect.provide(orchestrator(limited(calls))))
       }))
 
     it.effect("rejects a batch with invalid items whole, naming each, storing nothing", () =>

@@ -341,7 +341,7 @@ export const make = Effect.gen(function*() {
         new BatchCommand.Pause({
           at,
           reason: new BatchState.PausedByUser({ actor: actorOf(caller), note })
-        }), (record) => Effect.asVoid(items.releaseLeased(record.id))),
+        })),
     resume: (caller, batchId) =>
       command(caller, batchId, (_, at) => new BatchCommand.Resume({ at, actor: actorOf(caller) })),
     cancel: (caller, batchId, note = "") =>

@@ -109,8 +109,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         command: (_, at) =>
           Effect.succeed(
             new BatchCommand.Pause({ at, reason: new BatchState.CircuitBreakerOpen({ consecutiveFailures }) })
-          ),
-        during: (current) => Effect.asVoid(items.releaseLeased(current.id))
+          )
       }))
 
     /** Every item settled: start the next round of `retry-failed` after its cool-down, or settle. */

@@ -9,6 +9,7 @@ import type { BatchCommand, Errors, Ids } from "@effect-batch/domain"
 import { applyPatch } from "@effect-batch/domain/BatchConfig"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
+import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
@@ -43,6 +44,7 @@ const settledTags: ReadonlyArray<BatchState.Tag> = ["Completed", "Failed", "Reje
 export class BatchStateMachine extends Effect.Service<BatchStateMachine>()("@effect-batch/BatchStateMachine", {
   effect: Effect.gen(function*() {
     const repo = yield* BatchRepo
+    const items = yield* ItemRepo
     const events = yield* BatchEvents
 
     const attempt = <E>(options: Execute<E>) =>
@@ -62,7 +64,12 @@ export class BatchStateMachine extends Effect.Service<BatchStateMachine>()("@eff
           config,
           // A pending hook stays pending until it has run: it is never cleared, only marked done.
           hookState: settledTags.includes(next.state._tag) ? "pending" : undefined,
-          during: options.during?.(record, next, now)
+          during: Effect.all([
+            // a paused batch holds no leases: a process that has not seen the pause yet cannot record a
+            // start for what it leased ahead
+            next.state._tag === "Paused" ? Effect.asVoid(items.releaseLeased(record.id)) : Effect.void,
+            options.during?.(record, next, now) ?? Effect.void
+          ], { discard: true })
         })
         return updated
       })

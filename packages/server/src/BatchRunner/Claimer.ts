@@ -9,8 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
-import { average, type Run } from "./Run.js"
+import { average, retryForever, type Run } from "./Run.js"
 
 /** The most items one claim leases. */
 const maxClaim = 1_000
@@ -20,8 +19,6 @@ const idlePollFactor = 5
 
 /** The shortest wait for a due retry: a runner must not spin on an item it cannot claim. */
 const minWaitMs = 10
-
-const retrySchedule = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))
 
 export const make = (options: {
   readonly run: Run
@@ -77,7 +74,7 @@ export const make = (options: {
         const result = yield* items.claim({ ...run.shareRequest(start), max }).pipe(
           Effect.tapError((e) => Effect.logWarning("claiming failed; retrying", e)),
           // the schedule never ends: a claim is retried until the database answers
-          Effect.retry(retrySchedule),
+          Effect.retry(retryForever),
           Effect.orDie
         )
         if (Option.isNone(result)) return

@@ -9,9 +9,8 @@ import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import type { Decided } from "../internal/Decide.js"
-import type { Run } from "./Run.js"
+import { retryForever, type Run } from "./Run.js"
 import * as Signal from "./Signal.js"
 
 /** An entry with, for an outcome, what the policy decided for it. */
@@ -32,8 +31,6 @@ export interface Committer {
   /** writes what is buffered or was being written (entries already recorded are fenced out) */
   readonly flush: Effect.Effect<void, never, ItemRepo>
 }
-
-const retrySchedule = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))
 
 export const make = (run: Run): Committer => {
   let buffer: Array<Pending> = []
@@ -72,7 +69,7 @@ export const make = (run: Run): Committer => {
           const result = yield* write(group).pipe(
             Effect.tapError((e) => Effect.logWarning("recording outcomes failed; retrying", e)),
             // the schedule never ends: a commit is retried until the database answers
-            Effect.retry(retrySchedule),
+            Effect.retry(retryForever),
             Effect.orDie
           )
           inFlight = []

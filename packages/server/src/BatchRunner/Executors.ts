@@ -45,7 +45,7 @@ export const make = (options: {
       run.inflight.delete(item)
       slots.finish()
       // a free slot with a short queue: the claimer may lease more
-      if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
+      run.nudge()
       run.attemptMs = average(run.attemptMs, now - start)
       const config = run.record.config
       const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
@@ -92,7 +92,7 @@ export const make = (options: {
         yield* slots.startable
         continue
       }
-      if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
+      run.nudge()
       const start = yield* Clock.currentTimeMillis
       committer.started({ _tag: "Started", item, atMs: start })
       run.inflight.add(item)

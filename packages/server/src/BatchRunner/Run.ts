@@ -7,6 +7,7 @@ import type { Ids } from "@effect-batch/domain"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import type { ClaimedItem, ShareRequest } from "@effect-batch/tables/ItemRepo"
 import * as Duration from "effect/Duration"
+import * as Schedule from "effect/Schedule"
 import * as Signal from "./Signal.js"
 import * as Slots from "./Slots.js"
 
@@ -63,11 +64,16 @@ export interface Run {
   readonly shareRequest: (now: number) => ShareRequest
   /** how many items the claimer should keep leased but not started */
   readonly lookahead: () => number
+  /** a slot or the local queue changed: wakes the claimer if the queue is at its low-water mark */
+  readonly nudge: () => void
   /** work may have become claimable (a command, a retry recorded, a resume): look again */
   readonly claimable: () => void
   /** marks the record stale when a statement reports a newer version */
   readonly seen: (version: number) => void
 }
+
+/** How a hot statement is retried while the database does not answer: forever, backing off to 5 s. */
+export const retryForever = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))
 
 /** The weight of a new sample in the moving averages. */
 const alpha = 0.2
@@ -117,6 +123,9 @@ export const make = (batchId: Ids.BatchId, record: BatchRecord, options: RunnerO
       // the attempts that finish during two claims, at the measured rate
       const rate = cap / Math.max(run.attemptMs, 0.001)
       return Math.min(options.prefetch, Math.ceil(2 * rate * run.claimMs))
+    },
+    nudge: () => {
+      if (slots.size() <= run.lowWater && run.low.waiting()) run.low.notify()
     },
     claimable: () => {
       run.more = true
