@@ -112,8 +112,8 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
         )
       })
 
-    const runHook = (batchId: Ids.BatchId) =>
-      repo.runHook(batchId, hook).pipe(
+    const runHook = (batchId: Ids.BatchId, wait: boolean) =>
+      repo.runHook(batchId, hook, { wait }).pipe(
         Effect.asVoid,
         Effect.catchAllCause((cause) => Effect.logError("settlement hook failed; it runs again later", cause))
       )
@@ -126,7 +126,7 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
         yield* kick(batchId)
       }
       for (const batchId of yield* repo.runnable(1_000)) yield* start(batchId)
-      for (const batchId of yield* repo.pendingHooks(100)) yield* runHook(batchId)
+      for (const batchId of yield* repo.pendingHooks(100)) yield* runHook(batchId, false)
       yield* Ref.set(lastTick, now)
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("worker tick failed", cause)))
 
@@ -172,7 +172,7 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
      * Runs a batch's settlement hook now if it is pending and this process runs hooks. A redrive calls
      * it first, so that the settlement it leaves gets its own run while the batch still shows it.
      */
-    const runPendingHook = (batchId: Ids.BatchId) => options.enabled ? runHook(batchId) : Effect.void
+    const runPendingHook = (batchId: Ids.BatchId) => options.enabled ? runHook(batchId, true) : Effect.void
 
     return { kick, hold, health, runPendingHook, owner: options.owner } as const
   })

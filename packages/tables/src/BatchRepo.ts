@@ -275,12 +275,21 @@ export class BatchRepo extends Effect.Service<BatchRepo>()("@effect-batch/BatchR
 
     /**
      * Runs `hook` for a batch whose hook is pending and marks it done, in one transaction holding the
-     * batch row: concurrent runners skip it, and a crash leaves it pending to run again.
+     * batch row: a crash leaves it pending to run again. With `wait: false` a batch whose row another
+     * transaction holds is skipped (a worker tick takes the next); with `wait: true` it waits for that
+     * transaction, so that on return the settlement's hook has run, here or elsewhere.
      */
-    const runHook = <E, R>(id: Ids.BatchId, hook: (record: BatchRecord) => Effect.Effect<void, E, R>) =>
+    const runHook = <E, R>(
+      id: Ids.BatchId,
+      hook: (record: BatchRecord) => Effect.Effect<void, E, R>,
+      options: { readonly wait: boolean }
+    ) =>
       Effect.gen(function*() {
-        const locked = yield* sql<{ id: string }>`SELECT id::text AS id FROM ${batches}
-          WHERE id = ${id}::uuid AND hook_state = 'pending' FOR UPDATE SKIP LOCKED`
+        const locked = options.wait
+          ? yield* sql<{ id: string }>`SELECT id::text AS id FROM ${batches}
+              WHERE id = ${id}::uuid AND hook_state = 'pending' FOR UPDATE`
+          : yield* sql<{ id: string }>`SELECT id::text AS id FROM ${batches}
+              WHERE id = ${id}::uuid AND hook_state = 'pending' FOR UPDATE SKIP LOCKED`
         if (locked.length === 0) return false
         const record = yield* Effect.flatten(getAnyTenant(id)).pipe(Effect.orDie)
         yield* hook(record)
