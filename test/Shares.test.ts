@@ -427,8 +427,12 @@ describe("slot shares and leases between processes (Postgres, real processes)", 
           const states = yield* itemStates(batchId)
           assert.strictEqual(states("leased"), 0, "no item is left leased while paused")
           assert.strictEqual(states("running"), 0)
-          const shares = yield* shareRows(batchId)
-          assert.isTrue(shares.every((r) => r.slots === 0 && r.executing === 0), "a paused batch grants no slots")
+          // a process reports a lower grant with its next statement, at once
+          yield* pollUntil(
+            "a paused batch grants no slots",
+            Effect.map(shareRows(batchId), (rows) => rows.every((r) => r.slots === 0 && r.executing === 0)),
+            "2 seconds"
+          )
           const quiet = starts().length
           yield* Effect.sleep("1500 millis")
           assert.strictEqual(starts().length, quiet, "no attempt starts while paused")

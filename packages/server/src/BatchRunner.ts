@@ -234,11 +234,12 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         const committer = Committer.make(r)
         const announcer = Announcer.make(events, batchId, first.value.seq)
         const applyShare = (granted: number) => {
-          const grew = granted > slots.share()
+          const previous = slots.share()
           slots.setShare(granted)
-          if (grew) r.news.notify()
-          // less than this process could use: lease renewal asks again soon
-          if (granted < r.shareRequest(0).wanted) r.renewNow.notify()
+          if (granted > previous) r.news.notify()
+          // Less than this process could use: lease renewal asks again soon. Less than before: the
+          // database counts the old share as in use until this process reports, so it reports now.
+          if (granted < previous || granted < r.shareRequest(0).wanted) r.renewNow.notify()
         }
         handle.hold = () => {
           slots.hold(true)
@@ -276,7 +277,8 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           runnable: workflow.value,
           limiters,
           watchdog,
-          committer
+          committer,
+          spawn: (executor) => FiberSet.run(parts, executor)
         })
         let poolSize = 0
 

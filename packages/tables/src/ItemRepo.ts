@@ -35,13 +35,13 @@ export interface Outcome {
   /** the encoded `ItemError`, for failures */
   readonly error?: unknown
   /** when the next attempt is due, for `retry` */
-  readonly dueAtMs?: number
+  readonly dueAtMs?: number | undefined
   /** attempts consumed so far, this one included when it counts */
   readonly consumed: number
   readonly throttles: number
   readonly roundsFailed: number
   readonly durationMs: number
-  readonly reason?: string
+  readonly reason?: string | undefined
   /** whether this outcome counts toward the circuit breaker's consecutive failures */
   readonly countsAsFailure: boolean
   readonly events: ReadonlyArray<BatchEvent.Draft>

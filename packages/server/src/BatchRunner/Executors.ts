@@ -7,15 +7,14 @@
 import { ItemCounts, Policy } from "@effect-batch/domain"
 import { ItemKey } from "@effect-batch/domain/Ids"
 import type { ClaimedItem } from "@effect-batch/tables/ItemRepo"
-import * as Clock from "effect/Clock"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import { decide } from "../internal/Decide.js"
+import { decide, type Decided } from "../internal/Decide.js"
 import type * as Limiters from "../internal/Limiters.js"
 import * as Workflow from "../Workflow.js"
 import type { Committer } from "./Committer.js"
@@ -33,90 +32,126 @@ export const make = (options: {
   readonly limiters: Limiters.Limiters
   readonly watchdog: Watchdog
   readonly committer: Committer
+  /** starts another executor in the runner's scope (one that timed out cannot run again) */
+  readonly spawn: (executor: Effect.Effect<void>) => Effect.Effect<unknown>
 }): Executors => {
   const { committer, limiters, run, runnable, watchdog } = options
   const slots = run.slots
   let aimd = Policy.aimdStart(run.record.config.concurrency)
 
   /** Records a finished attempt: frees its slot, decides its outcome, hands it to the committer. */
-  const finish = (item: ClaimedItem, start: number, result: Either.Either<unknown, Workflow.AttemptFailure>) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      run.inflight.delete(item)
-      slots.finish()
-      // a free slot with a short queue: the claimer may lease more
-      run.nudge()
-      run.attemptMs = average(run.attemptMs, now - start)
-      const config = run.record.config
-      const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
-      aimd = throttled ? Policy.aimdOnThrottle(aimd) : Policy.aimdOnSuccess(aimd, config.concurrency)
-      slots.setLimit(aimd.limit)
-      const record = run.record
-      const decided = decide({
-        config,
-        item,
-        // the key was validated when the batch was submitted
-        key: ItemKey.make(item.key, true),
-        result,
-        durationMs: now - start,
-        now,
-        random: yield* Random.next,
-        counters: {
-          settled: ItemCounts.settled(record.counts),
-          failed: record.counts.failed,
-          consecutiveFailures: record.consecutiveFailures
-        },
-        timeout: config.timeout,
-        effectiveConcurrency: aimd.limit
-      })
-      if (Option.isSome(decided.throttle)) {
-        yield* limiters.holdBack(decided.throttle.value.limiter, decided.throttle.value.untilMs)
-      }
-      // a decision to stop the batch stops this process from starting anything at once
-      if (decided.action._tag === "Abort" || decided.action._tag === "ExceedBudget") {
-        run.pendingStops++
-        slots.hold(true)
-      }
-      committer.finished({ _tag: "Finished", outcome: decided.outcome }, decided)
+  const finish = (
+    item: ClaimedItem,
+    start: number,
+    now: number,
+    result: Either.Either<unknown, Workflow.AttemptFailure>,
+    random: number
+  ): Decided => {
+    run.inflight.delete(item)
+    slots.finish()
+    // a free slot with a short queue: the claimer may lease more
+    run.nudge()
+    run.attemptMs = average(run.attemptMs, now - start)
+    const config = run.record.config
+    const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
+    aimd = throttled ? Policy.aimdOnThrottle(aimd) : Policy.aimdOnSuccess(aimd, config.concurrency)
+    slots.setLimit(aimd.limit)
+    const record = run.record
+    const decided = decide({
+      config,
+      item,
+      // the key was validated when the batch was submitted
+      key: ItemKey.make(item.key, true),
+      result,
+      durationMs: now - start,
+      now,
+      random,
+      counters: {
+        settled: ItemCounts.settled(record.counts),
+        failed: record.counts.failed,
+        consecutiveFailures: record.consecutiveFailures
+      },
+      timeout: config.timeout,
+      effectiveConcurrency: aimd.limit
+    })
+    // a decision to stop the batch stops this process from starting anything at once
+    if (decided.action._tag === "Abort" || decided.action._tag === "ExceedBudget") {
+      run.pendingStops++
+      slots.hold(true)
+    }
+    committer.finished({ _tag: "Finished", outcome: decided.outcome }, decided)
+    return decided
+  }
+
+  /** Finishes a failed attempt: the policy's jitter and a throttle's hold need the runtime. */
+  const finishFailed = (item: ClaimedItem, start: number, now: number, failure: Workflow.AttemptFailure) =>
+    Effect.flatMap(Random.next, (random) => {
+      const decided = finish(item, start, now, Either.left(failure), random)
+      return Option.isSome(decided.throttle)
+        ? limiters.holdBack(decided.throttle.value.limiter, decided.throttle.value.untilMs)
+        : Effect.void
     })
 
   /**
-   * One executor: takes the next leased item while a slot is free and runs its attempt in a child
-   * fiber, which the watchdog interrupts at the attempt's deadline.
+   * One executor: takes the next leased item while a slot is free and runs its attempt on its own
+   * fiber, which the watchdog interrupts at the attempt's deadline. Everything but the attempt and the
+   * wait for work is uninterruptible, so an outcome is always handed over whole. A fiber that was timed
+   * out stays interrupted: it hands over the timeout, starts a replacement and ends.
    */
-  const executor: Effect.Effect<void> = Effect.gen(function*() {
-    while (true) {
-      const item = slots.tryStart()
-      if (item === undefined) {
-        if (slots.stopped()) return
-        yield* slots.startable
-        continue
-      }
-      run.nudge()
-      const start = yield* Clock.currentTimeMillis
-      committer.started({ _tag: "Started", item, atMs: start })
-      run.inflight.add(item)
-      const timeout = run.record.config.timeout
-      const fiber = yield* Effect.fork(Effect.either(runnable.run(item.input, {
-        batchId: run.batchId,
-        itemKey: ItemKey.make(item.key, true),
-        attempt: item.attempt,
-        round: item.round,
-        limit: limiters.limit
-      })))
-      yield* watchdog.watch(fiber, start + Duration.toMillis(timeout))
-      const exit = yield* Fiber.await(fiber).pipe(
-        Effect.onInterrupt(() => Effect.sync(() => watchdog.unwatch(fiber)))
-      )
-      // past its deadline it is a timeout, whatever it answered
-      const result = watchdog.unwatch(fiber)
-        ? Either.left(Workflow.timedOut(timeout))
-        : Exit.isSuccess(exit)
-        ? exit.value
-        : Either.left(Workflow.interrupted)
-      yield* finish(item, start, result)
-    }
-  }).pipe(Effect.annotateLogs({ fiber: "executor" }))
+  const executor: Effect.Effect<void> = Effect.withFiberRuntime<void>((fiber) =>
+    Effect.clockWith((clock) =>
+      Effect.uninterruptibleMask((restore) => {
+        const attempt = (item: ClaimedItem): Effect.Effect<boolean> => {
+          run.nudge()
+          const start = clock.unsafeCurrentTimeMillis()
+          committer.started({ _tag: "Started", item, atMs: start })
+          run.inflight.add(item)
+          const timeout = run.record.config.timeout
+          watchdog.watch(fiber, start + Duration.toMillis(timeout))
+          return Effect.flatMap(
+            Effect.exit(restore(runnable.run(item.input, {
+              batchId: run.batchId,
+              itemKey: ItemKey.make(item.key, true),
+              attempt: item.attempt,
+              round: item.round,
+              limit: limiters.limit
+            }))),
+            (exit): Effect.Effect<boolean> => {
+              const now = clock.unsafeCurrentTimeMillis()
+              // past its deadline it is a timeout, whatever it answered
+              if (watchdog.unwatch(fiber)) {
+                return finishFailed(item, start, now, Workflow.timedOut(timeout)).pipe(
+                  Effect.zipRight(options.spawn(Effect.interruptible(executor))),
+                  Effect.as(false)
+                )
+              }
+              if (Exit.isSuccess(exit)) {
+                finish(item, start, now, Either.right(exit.value), 0)
+                return Effect.succeed(true)
+              }
+              const failed = Cause.failureOption(exit.cause)
+              if (Option.isSome(failed)) return Effect.as(finishFailed(item, start, now, failed.value), true)
+              // interrupted: from outside (the runner stops), and the item's lease goes back with the
+              // others; or by the workflow itself, which is its outcome
+              return Effect.matchCauseEffect(restore(Effect.void), {
+                onFailure: () => Effect.succeed(false),
+                onSuccess: () => Effect.as(finishFailed(item, start, now, Workflow.interrupted), true)
+              })
+            }
+          )
+        }
+        const loop: Effect.Effect<void> = Effect.suspend(() => {
+          const item = slots.tryStart()
+          if (item === undefined) {
+            if (slots.stopped()) return Effect.void
+            return Effect.flatMap(restore(slots.startable), () => loop)
+          }
+          return Effect.flatMap(attempt(item), (again) => again ? loop : Effect.void)
+        })
+        return loop
+      })
+    )
+  ).pipe(Effect.annotateLogs({ fiber: "executor" }))
 
   return { executor }
 }

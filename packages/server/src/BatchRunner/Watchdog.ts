@@ -7,19 +7,17 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
-import type * as Workflow from "../Workflow.js"
 import * as Signal from "./Signal.js"
+
+/** the fiber an attempt runs on */
+export type Attempt = Fiber.RuntimeFiber<unknown, unknown>
 
 export interface Watchdog {
   /** watches an attempt until `unwatch`; interrupts it at `deadline` (epoch millis) */
-  readonly watch: (
-    fiber: Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>,
-    deadline: number
-  ) => Effect.Effect<void>
+  readonly watch: (fiber: Attempt, deadline: number) => void
   /** stops watching; says whether the watchdog had timed the attempt out */
-  readonly unwatch: (fiber: Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>) => boolean
+  readonly unwatch: (fiber: Attempt) => boolean
   /** the fiber that does the watching */
   readonly run: Effect.Effect<never>
 }
@@ -30,8 +28,8 @@ const maxSleepMs = 1_000
 export const make = (): Watchdog => {
   const wake = Signal.make()
   // insertion order is deadline order while the batch's timeout does not change
-  const deadlines = new Map<Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>, number>()
-  const timedOut = new Set<Fiber.RuntimeFiber<Either.Either<unknown, Workflow.AttemptFailure>, never>>()
+  const deadlines = new Map<Attempt, number>()
+  const timedOut = new Set<Attempt>()
   let earliestSleep = Number.POSITIVE_INFINITY
 
   const run = Effect.gen(function*() {
@@ -62,16 +60,14 @@ export const make = (): Watchdog => {
   })
 
   return {
-    watch: (fiber, deadline) =>
-      Effect.suspend(() => {
-        deadlines.set(fiber, deadline)
-        // wake the watchdog only when this deadline is earlier than the one it sleeps until
-        if (deadline < earliestSleep) {
-          earliestSleep = deadline
-          wake.notify()
-        }
-        return Effect.void
-      }),
+    watch: (fiber, deadline) => {
+      deadlines.set(fiber, deadline)
+      // wake the watchdog only when this deadline is earlier than the one it sleeps until
+      if (deadline < earliestSleep) {
+        earliestSleep = deadline
+        wake.notify()
+      }
+    },
     unwatch: (fiber) => {
       deadlines.delete(fiber)
       return timedOut.delete(fiber)
