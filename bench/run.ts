@@ -13,13 +13,17 @@
  *                                       results in bench/results/; a failed child leaves its cell empty.
  *                                       `--only w1,enqueue` narrows the workloads (`peer`: all of them),
  *                                       `--timeout 600` is the limit per child in seconds
+ *   bun run bench -- --sources          children run the TypeScript sources through tsx instead of
+ *                                       the JavaScript bundle built at start (bench/.build/child.mjs)
  */
+import * as Esbuild from "esbuild"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import pg from "pg"
+import { bundleVariable, childArgs } from "./src/ChildCommand.js"
 import { type Result, resultPrefix, serverUrl } from "./src/Harness.js"
 
 const here = Path.dirname(Url.fileURLToPath(import.meta.url))
@@ -34,6 +38,28 @@ const only = flag("only")?.split(",")
 const selected = (name: string) => only === undefined || only.includes(name)
 const compare = args.includes("--compare")
 const childTimeoutMs = Number(flag("timeout") ?? 600) * 1000
+
+// Every child starts from one JavaScript bundle of `child.ts` (the packages and the harness), the
+// way an installed package runs; what is loaded from node_modules at run time stays external.
+if (!args.includes("--sources")) {
+  const outfile = Path.join(here, ".build", "child.mjs")
+  await Esbuild.build({
+    entryPoints: [Path.join(here, "child.ts")],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: ["@electric-sql/pglite", "pg-native", "graphile-worker"],
+    // the bundle is ESM; CommonJS dependencies inside it still call `require`
+    banner: {
+      js:
+        "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);"
+    },
+    logLevel: "warning"
+  })
+  process.env[bundleVariable] = outfile
+}
 
 const insertItems = quick ? 10_000 : 100_000
 const loopItems = quick ? 2_000 : 10_000
@@ -77,7 +103,7 @@ const runChild = (job: Job) =>
   new Promise<Array<Result>>((resolve, reject) => {
     const proc = ChildProcess.spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
+      ["--expose-gc", ...childArgs([job.name, JSON.stringify(job.options)])],
       { stdio: ["ignore", "pipe", "inherit"] }
     )
     let output = ""
@@ -385,7 +411,7 @@ const runChildGuarded = (job: Job) =>
   new Promise<{ readonly results: Array<Result>; readonly error?: string }>((resolve) => {
     const proc = ChildProcess.spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
+      ["--expose-gc", ...childArgs([job.name, JSON.stringify(job.options)])],
       { stdio: ["ignore", "pipe", "inherit"], detached: true }
     )
     activeChild = proc

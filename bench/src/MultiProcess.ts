@@ -7,12 +7,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ChildProcess from "node:child_process"
-import * as Path from "node:path"
-import * as Url from "node:url"
+import { childArgs } from "./ChildCommand.js"
 import { freshPostgres, report, withPg } from "./Harness.js"
 import { noop, orchestrator, submitAndAwait } from "./Workloads.js"
-
-const child = Path.join(Path.dirname(Url.fileURLToPath(import.meta.url)), "..", "child.ts")
 
 /** How often the worker processes look for new batches (they learn of batches only by polling). */
 const workerPollMs = 50
@@ -23,7 +20,7 @@ const spawnWorker = (url: string, owner: string) =>
     Effect.async<ChildProcess.ChildProcess, Error>((resume) => {
       const proc = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", child, "worker", JSON.stringify({ url, owner, pollMs: workerPollMs })],
+        childArgs(["worker", JSON.stringify({ url, owner, pollMs: workerPollMs })]),
         { stdio: ["ignore", "pipe", "inherit"] }
       )
       let output = ""

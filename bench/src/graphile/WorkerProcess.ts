@@ -8,13 +8,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as ChildProcess from "node:child_process"
-import * as Path from "node:path"
 import * as Readline from "node:readline"
-import * as Url from "node:url"
+import { childArgs } from "../ChildCommand.js"
 import { processCpuMs } from "../Harness.js"
 import { loadGraphile, running, Tracker, type Variant } from "./Setup.js"
-
-const child = Path.join(Path.dirname(Url.fileURLToPath(import.meta.url)), "..", "..", "child.ts")
 
 /** What a worker process reports at the end. */
 export interface WorkerReport {
@@ -90,7 +87,7 @@ export const spawnGraphileWorker = (options: WorkerProcessOptions, onProgress: (
     Effect.async<{ readonly proc: ChildProcess.ChildProcess; readonly handle: WorkerHandle }, Error>((resume) => {
       const proc = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", child, "graphile-worker", JSON.stringify(options)],
+        childArgs(["graphile-worker", JSON.stringify(options)]),
         { stdio: ["pipe", "pipe", "inherit"] }
       )
       let handled = 0
