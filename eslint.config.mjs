@@ -2,7 +2,7 @@ import * as effectEslint from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/build/**", "**/dist/**", "**/node_modules/**", ".effect-batch/**", "docs/**"] },
+  { ignores: ["**/build/**", "**/dist/**", "bench/.build/**", "**/node_modules/**", ".effect-batch/**", "docs/**"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],

@@ -142,7 +142,8 @@ export const inMemory = (options: { readonly items: number; readonly concurrency
           itemKey: decodeKey(item.key),
           attempt: 1,
           round: i,
-          limit: () => (effect) => effect
+          limit: () => (effect) => effect,
+          step: (_name, effect) => effect
         }).pipe(Effect.either),
       { concurrency: options.concurrency, discard: true }
     )

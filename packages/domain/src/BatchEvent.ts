@@ -96,6 +96,22 @@ export const ItemTimedOut = Schema.TaggedStruct("ItemTimedOut", {
   attempt: Attempt,
   timeout: DurationString
 })
+/**
+ * A durable step of an item completed: its output is stored, and a later attempt replays it instead
+ * of running it again. `completed` counts the item's stored steps, `of` is the workflow's declared
+ * number of steps when it declares them.
+ *
+ * @since 0.3.0
+ */
+export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
+  ...common,
+  itemKey: ItemKey,
+  attempt: Attempt,
+  step: Schema.String,
+  index: Schema.NonNegativeInt,
+  completed: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),
+  of: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { exact: true })
+})
 /** @since 0.1.0 */
 export const ItemQuarantined = Schema.TaggedStruct("ItemQuarantined", {
   ...common,
@@ -156,6 +172,7 @@ export const BatchEvent = Schema.Union(
   ItemFailed,
   ItemRetryScheduled,
   ItemTimedOut,
+  StepCompleted,
   ItemQuarantined,
   ItemReleased,
   ItemSkipped,
@@ -173,6 +190,40 @@ export type Encoded = typeof BatchEvent.Encoded
  * @since 0.1.0
  */
 export type Tag = BatchEvent["_tag"]
+
+// a record, so that an event added to the union and not here (or the reverse) is a compile error
+const tagRecord: { readonly [K in Tag]: null } = {
+  BatchCreated: null,
+  BatchStarted: null,
+  BatchPaused: null,
+  BatchResumed: null,
+  ReviewRequested: null,
+  BatchApproved: null,
+  BatchRejected: null,
+  BatchCompleted: null,
+  BatchFailed: null,
+  BatchCancelled: null,
+  BatchRedriven: null,
+  ConfigChanged: null,
+  ItemStarted: null,
+  ItemSucceeded: null,
+  ItemFailed: null,
+  ItemRetryScheduled: null,
+  ItemTimedOut: null,
+  StepCompleted: null,
+  ItemQuarantined: null,
+  ItemReleased: null,
+  ItemSkipped: null,
+  Throttled: null,
+  ProgressSnapshot: null
+}
+
+/**
+ * Every event tag, in the union's order.
+ *
+ * @since 0.3.0
+ */
+export const tags = Object.keys(tagRecord) as ReadonlyArray<Tag>
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 

@@ -92,7 +92,18 @@ export class Progress extends Schema.Class<Progress>("Progress")({
   etaSeconds: Schema.optionalWith(Measure, { exact: true }),
   p50Ms: Schema.optionalWith(Measure, { exact: true }),
   p95Ms: Schema.optionalWith(Measure, { exact: true }),
-  latestErrors: Schema.Array(RecentError)
+  latestErrors: Schema.Array(RecentError),
+  /**
+   * durable steps: how many the items have completed and, when the workflow declares its steps,
+   * how many there are (declared steps × items)
+   */
+  steps: Schema.optionalWith(
+    Schema.Struct({
+      completed: Schema.NonNegativeInt,
+      declared: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
+    }),
+    { exact: true }
+  )
 }) {}
 
 /**

@@ -96,6 +96,7 @@ describe("BatchEvent", () => {
     ItemFailed: BatchEvent.ItemFailed,
     ItemRetryScheduled: BatchEvent.ItemRetryScheduled,
     ItemTimedOut: BatchEvent.ItemTimedOut,
+    StepCompleted: BatchEvent.StepCompleted,
     ItemQuarantined: BatchEvent.ItemQuarantined,
     ItemReleased: BatchEvent.ItemReleased,
     ItemSkipped: BatchEvent.ItemSkipped,
@@ -103,9 +104,10 @@ describe("BatchEvent", () => {
     ProgressSnapshot: BatchEvent.ProgressSnapshot
   }
 
-  it("covers all 22 event tags", () => {
-    assert.strictEqual(BatchEvent.BatchEvent.members.length, 22)
-    assert.strictEqual(Record.keys(schemas).length, 22)
+  it("covers all 23 event tags, and the exported list of tags is the union's", () => {
+    assert.strictEqual(BatchEvent.BatchEvent.members.length, 23)
+    assert.strictEqual(Record.keys(schemas).length, 23)
+    assert.deepStrictEqual([...BatchEvent.tags].sort(), Record.keys(schemas).sort())
     assert.deepStrictEqual(Record.keys(Samples.events), Record.keys(schemas))
   })
 

@@ -146,6 +146,15 @@ export const events: { readonly [T in BatchEvent.Tag]: Extract<BatchEvent.BatchE
     error: itemError
   }),
   ItemTimedOut: BatchEvent.ItemTimedOut.make({ ...common, itemKey, attempt: 2, timeout: Duration.seconds(90) }),
+  StepCompleted: BatchEvent.StepCompleted.make({
+    ...common,
+    itemKey,
+    attempt: 2,
+    step: "entities",
+    index: 0,
+    completed: 2,
+    of: 3
+  }),
   ItemQuarantined: BatchEvent.ItemQuarantined.make({ ...common, itemKey, reason: "failed in 2 round(s)" }),
   ItemReleased: BatchEvent.ItemReleased.make({ ...common, itemKey, actor: "ann" }),
   ItemSkipped: BatchEvent.ItemSkipped.make({ ...common, itemKey, reason: "aborted" }),

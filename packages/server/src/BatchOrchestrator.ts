@@ -3,7 +3,16 @@
  *
  * @since 0.1.0
  */
-import { BatchCommand, BatchConfig, BatchEvent, BatchState, Errors, Transition, Views } from "@effect-batch/domain"
+import {
+  BatchCommand,
+  BatchConfig,
+  BatchEvent,
+  BatchState,
+  Errors,
+  ItemCounts,
+  Transition,
+  Views
+} from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
 import { IdempotencyKey, ItemKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
@@ -11,6 +20,7 @@ import { toView } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
 import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
+import { StepRepo } from "@effect-batch/tables/StepRepo"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -213,6 +223,7 @@ export const make = Effect.gen(function*() {
   const events = yield* BatchEvents
   const worker = yield* Worker
   const registry = yield* WorkflowRegistry
+  const stepRepo = yield* StepRepo
   const limits = yield* OrchestratorLimits
 
   const actorOf = (caller: Caller) => caller.actor ?? caller.tenant
@@ -420,7 +431,14 @@ export const make = Effect.gen(function*() {
         const record = yield* repo.getOrFail(caller.tenant, batchId)
         const now = yield* Clock.currentTimeMillis
         const stats = yield* reader.stats(batchId, { now, windowMs })
-        return progressOf(record, stats, now)
+        const declared = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.steps))
+        const steps = Option.isSome(declared)
+          ? {
+            completed: yield* stepRepo.countForBatch(batchId),
+            declared: declared.value * ItemCounts.total(record.counts)
+          }
+          : undefined
+        return progressOf(record, { ...stats, steps }, now)
       }),
     list: (caller, options) =>
       Effect.map(repo.list(caller.tenant, options), (page) => ({

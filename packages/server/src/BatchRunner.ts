@@ -14,6 +14,7 @@ import { ItemKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
 import { type CommitResult, ItemRepo } from "@effect-batch/tables/ItemRepo"
+import { StepRepo } from "@effect-batch/tables/StepRepo"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -30,6 +31,7 @@ import * as Run from "./BatchRunner/Run.js"
 import * as Watchdog from "./BatchRunner/Watchdog.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
 import * as Limiters from "./internal/Limiters.js"
+import * as Steps from "./internal/Steps.js"
 import { WorkflowRegistry } from "./WorkflowRegistry.js"
 
 /**
@@ -80,6 +82,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
   effect: Effect.gen(function*() {
     const repo = yield* BatchRepo
     const items = yield* ItemRepo
+    const stepRepo = yield* StepRepo
     const machine = yield* BatchStateMachine
     const events = yield* BatchEvents
     const registry = yield* WorkflowRegistry
@@ -278,6 +281,13 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           limiters,
           watchdog,
           committer,
+          steps: Steps.make({
+            repo: stepRepo,
+            batchId,
+            declared: workflow.value.steps,
+            maxOutputBytes: options.maxStepOutputBytes,
+            committed: announcer.committed
+          }),
           spawn: (executor) => FiberSet.run(parts, executor)
         })
         let poolSize = 0

@@ -66,27 +66,46 @@ export const workflow = Workflow.make({
   output: Extraction,
   error: Schema.Union(CorruptDocument, ModelUnavailable),
   retryable: (e) => e._tag === "ModelUnavailable",
+  // three durable stages: a retry runs only the stages that have not completed
+  steps: ["mentions", "entities", "relations"],
   run: (doc, context) =>
-    context.limit("llm")(Effect.gen(function*() {
+    Effect.gen(function*() {
       const h = hash(context.itemKey)
-      yield* Effect.sleep(Duration.millis(80 + (h % 320) + doc.pages * 2))
-      if (context.itemKey === "doc-0042") {
-        return yield* new CorruptDocument({ detail: "unreadable PDF cross-reference table" })
-      }
-      if (context.itemKey === "doc-0137") return yield* Effect.never
-      if (h % 41 === 5 && context.attempt === 1) {
-        return yield* new Workflow.RateLimited({ retryAfter: Duration.seconds(2), limiter: "llm" })
-      }
-      if (h % 13 === 3 && context.attempt <= 2) {
-        return yield* new ModelUnavailable({ detail: "model overloaded (503)" })
-      }
-      const words = doc.title.split(/\s+/).filter((w) => w.length > 3)
-      return {
-        title: doc.title,
-        entities: words.slice(0, 3),
-        summary: `${doc.pages} pages about ${words[0] ?? "nothing"}`
-      }
-    }))
+      const mentions = yield* context.step(
+        "mentions",
+        context.limit("llm")(Effect.gen(function*() {
+          yield* Effect.sleep(Duration.millis(40 + (h % 160) + doc.pages))
+          if (context.itemKey === "doc-0042") {
+            return yield* new CorruptDocument({ detail: "unreadable PDF cross-reference table" })
+          }
+          return doc.title.split(/\s+/).filter((w) => w.length > 3)
+        })),
+        { output: Schema.Array(Schema.String) }
+      )
+      const entities = yield* context.step(
+        "entities",
+        context.limit("llm")(Effect.gen(function*() {
+          yield* Effect.sleep(Duration.millis(20 + (h % 80)))
+          if (h % 41 === 5 && context.attempt === 1) {
+            return yield* new Workflow.RateLimited({ retryAfter: Duration.seconds(2), limiter: "llm" })
+          }
+          return mentions.slice(0, 3)
+        })),
+        { output: Schema.Array(Schema.String) }
+      )
+      return yield* context.step(
+        "relations",
+        context.limit("llm")(Effect.gen(function*() {
+          yield* Effect.sleep(Duration.millis(20 + (h % 80) + doc.pages))
+          if (context.itemKey === "doc-0137") return yield* Effect.never
+          if (h % 13 === 3 && context.attempt <= 2) {
+            return yield* new ModelUnavailable({ detail: "model overloaded (503)" })
+          }
+          return { title: doc.title, entities, summary: `${doc.pages} pages about ${mentions[0] ?? "nothing"}` }
+        })),
+        { output: Extraction }
+      )
+    })
 })
 
 const topics = ["Invoice", "Contract", "Report", "Memo", "Statement", "Proposal", "Letter", "Specification"]

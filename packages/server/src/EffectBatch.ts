@@ -9,6 +9,7 @@ import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import * as Migrations from "@effect-batch/tables/Migrations"
 import type { Notifier } from "@effect-batch/tables/Notifier"
+import { StepRepo } from "@effect-batch/tables/StepRepo"
 import type { MigrationError } from "@effect/sql/Migrator"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -26,10 +27,10 @@ import type { WorkflowRegistry } from "./WorkflowRegistry.js"
  * @since 0.1.0
  */
 export const layerRepos: Layer.Layer<
-  BatchRepo | ItemRepo | ItemReader | EventLog,
+  BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo,
   MigrationError | SqlError,
   SqlClient
-> = Layer.mergeAll(BatchRepo.Default, ItemRepo.Default, ItemReader.Default, EventLog.Default).pipe(
+> = Layer.mergeAll(BatchRepo.Default, ItemRepo.Default, ItemReader.Default, EventLog.Default, StepRepo.Default).pipe(
   Layer.provide(Migrations.layer)
 )
 

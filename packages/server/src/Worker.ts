@@ -32,6 +32,8 @@ export interface WorkerOptions {
   readonly pollInterval: Duration.Duration
   /** the most start marks and outcomes recorded in one statement */
   readonly maxGroup: number
+  /** the largest encoded output of a durable step, in bytes (JSON) */
+  readonly maxStepOutputBytes: number
   /**
    * the most items of a batch this process leases ahead of its free slots (0: only what runs); it
    * leases less when attempts are slow, enough for two claim round trips at the measured rate
@@ -43,7 +45,7 @@ export interface WorkerOptions {
 
 /**
  * The worker's options. Defaults: a random owner, a 1 second poll, groups of up to 1,000 entries, a
- * lease-ahead of up to 500 items per batch.
+ * lease-ahead of up to 500 items per batch, step outputs of up to 1 MiB.
  *
  * @since 0.1.0
  */
@@ -52,6 +54,7 @@ export class WorkerConfig extends Context.Reference<WorkerConfig>()("@effect-bat
     owner: `${process.pid}-${crypto.randomUUID().slice(0, 8)}`,
     pollInterval: Duration.seconds(1),
     maxGroup: 1_000,
+    maxStepOutputBytes: 1_048_576,
     prefetch: 500,
     enabled: true
   })

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 
 /**
@@ -34,6 +35,75 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 }
 
 /**
+ * A stored step output no longer decodes with the step's schema (the code changed since it was
+ * stored). The item fails as `fatal`; a person who fixed the schema re-runs it from the step.
+ *
+ * @since 0.3.0
+ */
+export class StepReplayFailed extends Schema.TaggedError<StepReplayFailed>()("StepReplayFailed", {
+  step: Schema.String,
+  index: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `the stored output of step ${JSON.stringify(this.step)} (#${this.index}) does not decode: ${this.reason}`
+  }
+}
+
+/**
+ * A step ran past its own timeout. It counts as a timeout of the attempt.
+ *
+ * @since 0.3.0
+ */
+export class StepTimedOut extends Schema.TaggedError<StepTimedOut>()("StepTimedOut", {
+  step: Schema.String,
+  timeout: DurationString
+}) {
+  override get message() {
+    return `step ${JSON.stringify(this.step)} timed out after ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * A step's encoded output is larger than the worker allows (`WorkerOptions.maxStepOutputBytes`).
+ *
+ * @since 0.3.0
+ */
+export class StepOutputTooLarge extends Schema.TaggedError<StepOutputTooLarge>()("StepOutputTooLarge", {
+  step: Schema.String,
+  bytes: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `the output of step ${JSON.stringify(this.step)} is ${this.bytes} bytes, above the limit of ${this.limit}`
+  }
+}
+
+/**
+ * What can fail a step besides its own errors.
+ *
+ * @since 0.3.0
+ */
+export type StepError = StepReplayFailed | StepTimedOut | StepOutputTooLarge
+
+/**
+ * How a step runs.
+ *
+ * @since 0.3.0
+ */
+export interface StepOptions<A, AE, E> {
+  /** the schema its output is stored with */
+  readonly output: Schema.Schema<A, AE>
+  /**
+   * retries of the step within one attempt of the item, before the item's own retry policy sees
+   * its error; a `RateLimited` is never retried here (the item is throttled instead)
+   */
+  readonly retry?: Schedule.Schedule<unknown, NoInfer<E>> | undefined
+  /** a timeout of its own, within the attempt's */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
  * What a workflow's `run` can see about the item it processes.
  *
  * @since 0.1.0
@@ -46,6 +116,18 @@ export interface ItemContext {
   readonly round: number
   /** Runs `effect` under the batch's named rate limiter (waiting while it is throttled). */
   readonly limit: (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * A durable step: runs `effect` once per item, stores its output (encoded with `options.output`)
+   * with a `StepCompleted` event, and on every later attempt of the item — after a failure, a
+   * timeout, a crash or a redrive — returns the stored output instead of running it again. Steps
+   * are named explicitly; a name called more than once within an item is told apart by the order of
+   * the calls.
+   */
+  readonly step: <A, AE, E, R>(
+    name: string,
+    effect: Effect.Effect<A, E, R>,
+    options: StepOptions<A, AE, E>
+  ) => Effect.Effect<A, E | StepError, R>
 }
 
 /**
@@ -60,7 +142,9 @@ export interface Workflow<I, IE, O, OE, E, EE, R> {
   readonly error: Schema.Schema<E, EE>
   /** whether a typed error may be retried (default: every typed error is retryable) */
   readonly retryable: (error: E) => boolean
-  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited, R>
+  /** the names of its steps, in order, when it declares them (progress shows steps done / declared) */
+  readonly steps: ReadonlyArray<string> | undefined
+  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited | StepError, R>
 }
 
 /**
@@ -84,13 +168,15 @@ export const make = <I, IE, O, OE, E, EE, R>(options: {
   readonly output: Schema.Schema<O, OE>
   readonly error: Schema.Schema<E, EE>
   readonly retryable?: ((error: E) => boolean) | undefined
-  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited, R>
+  readonly steps?: ReadonlyArray<string> | undefined
+  readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited | StepError, R>
 }): Workflow<I, IE, O, OE, E, EE, R> => ({
   name: Schema.decodeSync(WorkflowName)(options.name),
   input: options.input,
   output: options.output,
   error: options.error,
   retryable: options.retryable ?? (() => true),
+  steps: options.steps,
   run: options.run
 })
 
@@ -113,6 +199,8 @@ export interface AttemptFailure {
  */
 export interface Runnable {
   readonly name: Ids.WorkflowName
+  /** how many steps the workflow declares */
+  readonly steps: number | undefined
   /** decodes an input and re-encodes it in canonical form, or explains why it is invalid */
   readonly normalizeInput: (input: unknown) => Effect.Effect<unknown, string>
   /** runs one attempt on an encoded input, giving the encoded output */
@@ -150,13 +238,17 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
     const encodeOutput = Schema.encode(workflow.output)
     const encodeError = Schema.encode(workflow.error)
     const isError = Schema.is(workflow.error)
-    const classify = (error: E | RateLimited): Effect.Effect<AttemptFailure> => {
+    const classify = (error: E | RateLimited | StepError): Effect.Effect<AttemptFailure> => {
       if (error instanceof RateLimited) {
         return Effect.succeed({
           ...failure("rate-limited", error),
           retryAfter: Option.fromNullable(error.retryAfter),
           limiter: Option.fromNullable(error.limiter)
         })
+      }
+      if (error instanceof StepTimedOut) return Effect.succeed(failure("timeout", error))
+      if (error instanceof StepReplayFailed || error instanceof StepOutputTooLarge) {
+        return Effect.succeed(failure("fatal", error))
       }
       const category = isError(error) && !workflow.retryable(error) ? "fatal" : "retryable"
       return encodeError(error).pipe(
@@ -168,6 +260,7 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
     }
     return {
       name: workflow.name,
+      steps: workflow.steps === undefined ? undefined : workflow.steps.length,
       normalizeInput: (input) =>
         decodeInput(input).pipe(
           Effect.flatMap(encodeInput),

@@ -257,18 +257,38 @@ const schemaV3 = (t: TableNames): ReadonlyArray<string> => [
   `ALTER TABLE ${t.items} SET (fillfactor = 70)`
 ]
 
+// One row per completed step of an item: (name, idx) is the step's name and the how-many-th call of
+// that name within the item; `ord` is the order in which the item's steps completed.
+const schemaV4 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.steps} (
+    batch_id uuid NOT NULL,
+    item_key text NOT NULL,
+    name text NOT NULL,
+    idx int NOT NULL,
+    ord int NOT NULL,
+    attempt int NOT NULL,
+    output jsonb NOT NULL,
+    at_ms bigint NOT NULL,
+    PRIMARY KEY (batch_id, item_key, name, idx)
+  )`
+]
+
+/** A migration that runs DDL statements in order. */
+const statements = (list: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const statement of list) {
+      yield* sql.unsafe(statement)
+    }
+  })
+
 /**
  * Every migration, by `<id>_<name>`.
  *
  * @since 0.1.0
  */
 export const migrations = (t: TableNames): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
-  "1_schema": Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    for (const statement of schemaV1(t)) {
-      yield* sql.unsafe(statement)
-    }
-  }),
+  "1_schema": statements(schemaV1(t)),
   "2_cycle": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     // Every queued item of a batch has an ordinal above its claim cursor: claims start there instead
@@ -278,12 +298,8 @@ export const migrations = (t: TableNames): Record<string, Effect.Effect<void, un
     yield* sql.unsafe(`ALTER TABLE ${t.batches} ADD COLUMN wanted_by text, ADD COLUMN wanted_at_ms bigint`)
     yield* sql.unsafe(cycleV2(t))
   }),
-  "3_shares": Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    for (const statement of schemaV3(t)) {
-      yield* sql.unsafe(statement)
-    }
-  })
+  "3_shares": statements(schemaV3(t)),
+  "4_steps": statements(schemaV4(t))
 })
 
 /**

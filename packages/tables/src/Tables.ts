@@ -19,6 +19,8 @@ export interface TableNames {
   readonly events: string
   /** each process's share of a batch's concurrency, and the lease on the items it holds */
   readonly shares: string
+  /** durable step outputs of items */
+  readonly steps: string
 }
 
 /**
@@ -46,7 +48,8 @@ export const names = (prefix: string): TableNames => {
     batches: `${prefix}batches`,
     items: `${prefix}items`,
     events: `${prefix}events`,
-    shares: `${prefix}shares`
+    shares: `${prefix}shares`,
+    steps: `${prefix}steps`
   }
 }
 

@@ -20,8 +20,11 @@ export interface Pending {
 }
 
 export interface Committer {
-  readonly started: (entry: Entry) => void
+  /** buffers a start mark; gives its position in the order of entries */
+  readonly started: (entry: Entry) => number
   readonly finished: (entry: Entry, decided: Decided) => void
+  /** waits until the entry at `position` (from `started`) is recorded */
+  readonly recorded: (position: number) => Effect.Effect<void>
   /** nothing is buffered or being written */
   readonly idle: () => boolean
   /** the loop; `onCommit` runs after every statement, in order */
@@ -36,6 +39,14 @@ export const make = (run: Run): Committer => {
   let buffer: Array<Pending> = []
   let inFlight: ReadonlyArray<Pending> = []
   const signal = Signal.make()
+  // entries are written in the order they are buffered: positions below `written` are recorded
+  let pushed = 0
+  let written = 0
+  const wrote = Signal.make()
+  const recorded = (position: number): Effect.Effect<void> =>
+    Effect.suspend(() =>
+      written > position ? Effect.void : Effect.flatMap(wrote.wait(() => written > position), () => recorded(position))
+    )
 
   const write = (group: ReadonlyArray<Pending>) =>
     Effect.gen(function*() {
@@ -51,11 +62,14 @@ export const make = (run: Run): Committer => {
     started: (entry) => {
       buffer.push({ entry })
       signal.notify()
+      return pushed++
     },
     finished: (entry, decided) => {
       buffer.push({ entry, decided })
       signal.notify()
+      pushed++
     },
+    recorded,
     idle: () => buffer.length === 0 && inFlight.length === 0,
     run: (onCommit) =>
       Effect.gen(function*() {
@@ -73,6 +87,8 @@ export const make = (run: Run): Committer => {
             Effect.orDie
           )
           inFlight = []
+          written += group.length
+          wrote.notify()
           if (Option.isNone(result)) return
           yield* onCommit(group, result.value)
         }

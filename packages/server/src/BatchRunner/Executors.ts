@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import { decide, type Decided } from "../internal/Decide.js"
 import type * as Limiters from "../internal/Limiters.js"
+import type * as Steps from "../internal/Steps.js"
 import * as Workflow from "../Workflow.js"
 import type { Committer } from "./Committer.js"
 import { average, type Run } from "./Run.js"
@@ -32,6 +33,7 @@ export const make = (options: {
   readonly limiters: Limiters.Limiters
   readonly watchdog: Watchdog
   readonly committer: Committer
+  readonly steps: Steps.Steps
   /** starts another executor in the runner's scope (one that timed out cannot run again) */
   readonly spawn: (executor: Effect.Effect<void>) => Effect.Effect<unknown>
 }): Executors => {
@@ -104,17 +106,20 @@ export const make = (options: {
         const attempt = (item: ClaimedItem): Effect.Effect<boolean> => {
           run.nudge()
           const start = clock.unsafeCurrentTimeMillis()
-          committer.started({ _tag: "Started", item, atMs: start })
+          const position = committer.started({ _tag: "Started", item, atMs: start })
           run.inflight.add(item)
           const timeout = run.record.config.timeout
           watchdog.watch(fiber, start + Duration.toMillis(timeout))
+          // the key was validated when the batch was submitted
+          const itemKey = ItemKey.make(item.key, true)
           return Effect.flatMap(
             Effect.exit(restore(runnable.run(item.input, {
               batchId: run.batchId,
-              itemKey: ItemKey.make(item.key, true),
+              itemKey,
               attempt: item.attempt,
               round: item.round,
-              limit: limiters.limit
+              limit: limiters.limit,
+              step: options.steps.forAttempt(itemKey, item.attempt, committer.recorded(position))
             }))),
             (exit): Effect.Effect<boolean> => {
               const now = clock.unsafeCurrentTimeMillis()

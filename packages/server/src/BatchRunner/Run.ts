@@ -23,6 +23,8 @@ export interface RunnerOptions {
   readonly pollInterval: Duration.Duration
   /** the most start marks and outcomes recorded in one statement */
   readonly maxGroup: number
+  /** the largest encoded output of a durable step, in bytes */
+  readonly maxStepOutputBytes: number
   /**
    * the most items leased ahead of the free slots; the runner leases less when attempts are slow
    * (enough to cover two claim round trips at the measured attempt rate), and 0 leases only what runs

@@ -40,10 +40,15 @@ export const render = (progress: Views.Progress, width = 30): string => {
     ...(counts.retryScheduled > 0 ? [`retrying ${counts.retryScheduled}`] : []),
     `running ${counts.running}`
   ]
+  const steps = progress.steps === undefined
+    ? ""
+    : ` | steps ${progress.steps.completed}${
+      progress.steps.declared === undefined ? "" : `/${progress.steps.declared}`
+    }`
   const eta = progress.etaSeconds === undefined ? "ETA --" : `ETA ${formatSeconds(progress.etaSeconds)}`
   return `${bar} ${percent} ${done}/${total} ${parts.join(" ")} | ${
     progress.itemsPerSecond.toFixed(1)
-  }/s ${eta} | ${progress.state._tag}`
+  }/s ${eta}${steps} | ${progress.state._tag}`
 }
 
 /**

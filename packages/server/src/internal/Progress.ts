@@ -11,6 +11,7 @@ export const progressOf = (record: BatchRecord, stats: {
   readonly p50Ms: Option.Option<number>
   readonly p95Ms: Option.Option<number>
   readonly latestErrors: ReadonlyArray<Views.RecentError>
+  readonly steps?: { readonly completed: number; readonly declared?: number } | undefined
 }, now: number): Views.Progress => {
   const elapsed = Math.max(1, Math.min(windowMs, now - record.createdAtMs))
   const itemsPerSecond = stats.recentlyFinished / (elapsed / 1000)
@@ -23,6 +24,7 @@ export const progressOf = (record: BatchRecord, stats: {
     ...(left === 0 ? { etaSeconds: 0 } : itemsPerSecond > 0 ? { etaSeconds: left / itemsPerSecond } : {}),
     ...Option.match(stats.p50Ms, { onNone: () => ({}), onSome: (p50Ms) => ({ p50Ms }) }),
     ...Option.match(stats.p95Ms, { onNone: () => ({}), onSome: (p95Ms) => ({ p95Ms }) }),
-    latestErrors: stats.latestErrors
+    latestErrors: stats.latestErrors,
+    ...(stats.steps === undefined ? {} : { steps: stats.steps })
   })
 }

@@ -180,6 +180,8 @@ function renderBatch(b, p) {
   setText("total", String(n));
   setText("percent", n > 0 ? "(" + Math.floor(100 * done / n) + "%)" : "");
   setText("throughput", p.itemsPerSecond.toFixed(1) + " items/s");
+  setText("steps", p.steps === undefined ? "–" :
+    p.steps.completed + (p.steps.declared === undefined ? "" : " / " + p.steps.declared));
   setText("eta", isTerminal(b.state) || b.state._tag === "AwaitingReview" ? "done" : formatDuration(p.etaSeconds));
   setText("latency", formatMs(p.p50Ms) + " / " + formatMs(p.p95Ms));
   setText("round", b.state.round === undefined ? "–" : String(b.state.round));

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { BatchEvent } from "@effect-batch/domain"
 
 /**
  * Browser JavaScript, run inside the page script's function scope (see `App.ts`).
@@ -127,10 +128,7 @@ function rpc(tag, payload) {
   });
 }
 
-var EVENT_TAGS = ["BatchCreated", "BatchStarted", "BatchPaused", "BatchResumed", "ReviewRequested",
-  "BatchApproved", "BatchRejected", "BatchCompleted", "BatchFailed", "BatchCancelled", "BatchRedriven",
-  "ConfigChanged", "ItemStarted", "ItemSucceeded", "ItemFailed", "ItemRetryScheduled", "ItemTimedOut",
-  "ItemQuarantined", "ItemReleased", "ItemSkipped", "Throttled", "ProgressSnapshot"];
+var EVENT_TAGS = ${JSON.stringify(BatchEvent.tags)};
 
 /**
  * Follows a batch's events over SSE from sequence "after"; the browser reconnects by itself with

@@ -54,6 +54,7 @@ export const html = `<!doctype html>
     <div class="stats">
       <div><span class="label">Settled</span><span class="value"><strong id="settled">0</strong> / <span id="total">0</span> <span id="percent" class="muted"></span></span></div>
       <div><span class="label">Throughput</span><span id="throughput" class="value"></span></div>
+      <div><span class="label">Steps done</span><span id="steps" class="value"></span></div>
       <div><span class="label">ETA</span><span id="eta" class="value"></span></div>
       <div><span class="label">p50 / p95</span><span id="latency" class="value"></span></div>
       <div><span class="label">Round</span><span id="round" class="value"></span></div>

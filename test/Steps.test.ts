@@ -1,0 +1,260 @@
+import type { BatchEvent } from "@effect-batch/domain"
+import { BatchOrchestrator, EffectBatch, Worker, Workflow, WorkflowRegistry } from "@effect-batch/server"
+import { Tables, TestDatabase } from "@effect-batch/tables"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { advanceUntil, caller } from "./support/Harness.js"
+
+class StageError extends Schema.TaggedError<StageError>()("StageError", {
+  stage: Schema.String,
+  retryable: Schema.Boolean
+}) {}
+
+const Document = Schema.Struct({
+  text: Schema.String,
+  /** the stage that fails, and how */
+  fails: Schema.optionalWith(Schema.Literal("none", "relations-once", "entities-fatal", "mentions-twice"), {
+    default: () => "none"
+  })
+})
+
+const Mentions = Schema.Array(Schema.String)
+const Entities = Schema.Array(Schema.Struct({ name: Schema.String, kind: Schema.String }))
+const Relations = Schema.Struct({ pairs: Schema.Number })
+const Linked = Schema.Struct({ mentions: Schema.Number, entities: Schema.Number, pairs: Schema.Number })
+
+/** How many times each stage of each item really ran: `key/stage` → runs. */
+type Runs = Ref.Ref<Readonly<Record<string, number>>>
+
+const stage = (runs: Runs, key: string, name: string) =>
+  Ref.updateAndGet(runs, (all) => ({ ...all, [`${key}/${name}`]: (all[`${key}/${name}`] ?? 0) + 1 })).pipe(
+    Effect.map((all) => all[`${key}/${name}`] ?? 0)
+  )
+
+/** Three durable stages: mentions → entities → relations. */
+const linking = (runs: Runs) =>
+  Workflow.make({
+    name: "linking",
+    input: Document,
+    output: Linked,
+    error: StageError,
+    retryable: (e) => e.retryable,
+    steps: ["mentions", "entities", "relations"],
+    run: (doc, ctx) =>
+      Effect.gen(function*() {
+        const mentions = yield* ctx.step(
+          "mentions",
+          Effect.gen(function*() {
+            const n = yield* stage(runs, ctx.itemKey, "mentions")
+            if (doc.fails === "mentions-twice" && n <= 2) {
+              return yield* new StageError({ stage: "mentions", retryable: true })
+            }
+            yield* Effect.sleep("50 millis")
+            return doc.text.split(" ")
+          }),
+          { output: Mentions, retry: Schedule.spaced("100 millis").pipe(Schedule.intersect(Schedule.recurs(3))) }
+        )
+        const entities = yield* ctx.step(
+          "entities",
+          Effect.gen(function*() {
+            yield* stage(runs, ctx.itemKey, "entities")
+            if (doc.fails === "entities-fatal") return yield* new StageError({ stage: "entities", retryable: false })
+            return mentions.map((name) => ({ name, kind: name.length > 3 ? "org" : "person" }))
+          }),
+          { output: Entities }
+        )
+        const relations = yield* ctx.step(
+          "relations",
+          Effect.gen(function*() {
+            const n = yield* stage(runs, ctx.itemKey, "relations")
+            if (doc.fails === "relations-once" && n === 1) {
+              return yield* new StageError({ stage: "relations", retryable: true })
+            }
+            return { pairs: entities.length * (entities.length - 1) / 2 }
+          }),
+          { output: Relations }
+        )
+        return { mentions: mentions.length, entities: entities.length, pairs: relations.pairs }
+      })
+  })
+
+const linkingName = linking(Ref.unsafeMake({})).name
+
+const withLinking = <A, E>(
+  runs: Runs,
+  body: (o: BatchOrchestrator.BatchOrchestrator["Type"]) => Effect.Effect<A, E, SqlClient.SqlClient>,
+  worker: Partial<Worker.WorkerOptions> = {}
+) =>
+  Effect.flatMap(BatchOrchestrator.BatchOrchestrator, body).pipe(
+    Effect.provide(
+      EffectBatch.layer.pipe(
+        Layer.provide(WorkflowRegistry.layer(linking(runs))),
+        Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100), ...worker }))
+      )
+    )
+  )
+
+const stepsTable = Tables.names("effect_batch_").steps
+
+const settled = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<typeof o.get>[1]) =>
+  Effect.map(o.get(caller, id), (b) => ["Completed", "Failed"].includes(b.state._tag))
+
+const allEvents = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<typeof o.get>[1]) =>
+  Effect.gen(function*() {
+    const batch = yield* o.get(caller, id)
+    return yield* o.events(caller, id, 0).pipe(
+      Stream.take(batch.lastSeq),
+      Stream.runCollect,
+      Effect.map(Chunk.toReadonlyArray)
+    )
+  })
+
+/** Submits one document as item `a` and waits until the batch settles. */
+const settleOne = (
+  o: BatchOrchestrator.BatchOrchestrator["Type"],
+  input: typeof Document.Encoded,
+  config: Parameters<BatchOrchestrator.BatchOrchestrator["Type"]["submitEncoded"]>[2]
+) =>
+  Effect.tap(
+    o.submitEncoded(linkingName, [{ key: "a", input }], config, caller),
+    (batch) => advanceUntil(settled(o, batch.id))
+  )
+
+const stepsOf = (events: ReadonlyArray<BatchEvent.BatchEvent>, key: string) =>
+  events.filter((e): e is Extract<BatchEvent.BatchEvent, { _tag: "StepCompleted" }> =>
+    e._tag === "StepCompleted" && e.itemKey === key
+  )
+
+const results = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<typeof o.get>[1]) =>
+  o.results(caller, id).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+
+for (const [name, db] of TestDatabase.databases) {
+  layer(db, { timeout: "120 seconds" })(`durable steps (${name})`, (it) => {
+    it.effect("a retry after stage 3 failed runs only stage 3; the output is whole; StepCompleted ×3 in order", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* o.submitEncoded(
+              linkingName,
+              [
+                { key: "a", input: { text: "Ada met Acme Corp", fails: "relations-once" } },
+                { key: "b", input: { text: "Bob joined Initech", fails: "relations-once" } }
+              ],
+              { concurrency: 2, retry: { maxAttempts: 3, base: "1 second", cap: "1 second" } },
+              caller
+            )
+            yield* advanceUntil(settled(o, batch.id))
+            const done = yield* o.get(caller, batch.id)
+            assert.strictEqual(done.state._tag, "Completed")
+            assert.strictEqual(done.counts.succeeded, 2)
+            assert.deepStrictEqual(yield* Ref.get(runs), {
+              "a/mentions": 1,
+              "a/entities": 1,
+              "a/relations": 2,
+              "b/mentions": 1,
+              "b/entities": 1,
+              "b/relations": 2
+            })
+            const outputs = Object.fromEntries((yield* results(o, batch.id)).map((r) => [r.key, r.output]))
+            assert.deepStrictEqual(outputs["a"], { mentions: 4, entities: 4, pairs: 6 })
+            assert.deepStrictEqual(outputs["b"], { mentions: 3, entities: 3, pairs: 3 })
+            const events = yield* allEvents(o, batch.id)
+            const steps = stepsOf(events, "a")
+            assert.deepStrictEqual(
+              steps.map((e) => [e.step, e.index, e.completed, e.of, e.attempt]),
+              [["mentions", 0, 1, 3, 1], ["entities", 0, 2, 3, 1], ["relations", 0, 3, 3, 2]]
+            )
+            // a step's event comes after the item's start and before its outcome
+            const seqOf = (tag: string, attempt: number) =>
+              events.find((e) =>
+                e._tag === tag && "itemKey" in e && e.itemKey === "a" && "attempt" in e && e.attempt === attempt
+              )
+                ?.seq ?? -1
+            assert.isTrue(seqOf("ItemStarted", 2) < (steps[2]?.seq ?? 0))
+            assert.isTrue((steps[2]?.seq ?? 0) < seqOf("ItemSucceeded", 2))
+            assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), "gapless")
+            const progress = yield* o.progress(caller, batch.id)
+            assert.deepStrictEqual(progress.steps, { completed: 6, declared: 6 })
+          }))
+      }))
+
+    it.effect("a redrive of a failed batch re-runs only the stages that failed", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-once" }, {
+              retry: { maxAttempts: 1 }
+            })
+            assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
+            yield* o.retryFailed(caller, batch.id, { dryRun: false })
+            yield* advanceUntil(Effect.map(o.get(caller, batch.id), (b) => b.counts.succeeded === 1))
+            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
+          }))
+      }))
+
+    it.effect("a step's own retry runs before the item's: the item succeeds on its first attempt", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "mentions-twice" }, {
+              retry: { maxAttempts: 1 }
+            })
+            const done = yield* o.get(caller, batch.id)
+            assert.strictEqual(done.counts.succeeded, 1)
+            assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 3)
+            const events = yield* allEvents(o, batch.id)
+            assert.deepStrictEqual(stepsOf(events, "a").map((e) => e.attempt), [1, 1, 1])
+          }))
+      }))
+
+    it.effect("a stored output that no longer decodes fails the item with a typed error naming the step", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-fatal" }, {})
+            assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
+            // the code changed: what `mentions` stored is no longer an array of strings
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`UPDATE ${sql(stepsTable)} SET output = '{"not": "mentions"}'::jsonb
+              WHERE batch_id = ${batch.id}::uuid AND name = 'mentions'`
+            yield* o.retryFailed(caller, batch.id, { dryRun: false })
+            yield* advanceUntil(
+              Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
+            )
+            const [result] = yield* results(o, batch.id)
+            assert.strictEqual(result?.state, "Failed")
+            assert.strictEqual(result?.error?.tag, "StepReplayFailed")
+            assert.strictEqual(result?.error?.category, "fatal")
+            assert.include(result?.error?.message ?? "", `step "mentions"`)
+            assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 1, "the step did not run again")
+          }))
+      }))
+
+    it.effect("a step output above the limit fails the item with StepOutputTooLarge and stores nothing", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "word ".repeat(20).trim() }, { retry: { maxAttempts: 1 } })
+            const [result] = yield* results(o, batch.id)
+            assert.strictEqual(result?.error?.tag, "StepOutputTooLarge")
+            const sql = yield* SqlClient.SqlClient
+            const stored = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(stepsTable)}
+              WHERE batch_id = ${batch.id}::uuid`
+            assert.strictEqual(stored[0]?.n, 0)
+          }), { maxStepOutputBytes: 64 })
+      }))
+  })
+}
