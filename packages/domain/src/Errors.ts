@@ -86,6 +86,17 @@ export class InvalidItems extends Schema.TaggedError<InvalidItems>()("InvalidIte
 }
 
 /**
+ * A batch without any item. Nothing was stored.
+ *
+ * @since 0.1.0
+ */
+export class EmptyBatch extends Schema.TaggedError<EmptyBatch>()("EmptyBatch", {}) {
+  override get message() {
+    return "a batch needs at least one item"
+  }
+}
+
+/**
  * Another writer changed the batch first; re-read and retry.
  *
  * @since 0.1.0

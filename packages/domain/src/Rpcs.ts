@@ -13,6 +13,7 @@ import { BatchEvent } from "./BatchEvent.js"
 import { Tag as StateTag } from "./BatchState.js"
 import {
   BatchNotFound,
+  EmptyBatch,
   InvalidBatchConfig,
   InvalidItems,
   InvalidRequest,
@@ -54,12 +55,14 @@ export class Authentication extends RpcMiddleware.Tag<Authentication>()("@effect
 export const maxItemsPerRequest = 100_000
 
 /**
- * One item of a new batch: its key and its input (decoded by the workflow's input schema).
+ * One item of a new batch: its key and its encoded input. The server decodes both (the key as an
+ * `ItemKey`, the input by the workflow's input schema), so that a bad item is an `InvalidItems`
+ * naming it.
  *
  * @since 0.1.0
  */
 export class NewItem extends Schema.Class<NewItem>("NewItem")({
-  key: ItemKey,
+  key: Schema.String,
   input: Schema.Unknown
 }) {}
 
@@ -75,7 +78,9 @@ const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConf
  */
 export const CreateBatchPayload = Schema.Struct({
   workflow: WorkflowName,
-  items: Schema.Array(NewItem).pipe(Schema.maxItems(maxItemsPerRequest)),
+  items: Schema.Array(NewItem).pipe(
+    Schema.maxItems(maxItemsPerRequest, { message: () => `at most ${maxItemsPerRequest} items per request` })
+  ),
   /** the encoded `BatchConfig`; decoded by the server so that a bad field is an `InvalidBatchConfig` */
   config: Schema.optionalWith(Schema.Unknown, { exact: true }),
   idempotencyKey: Schema.optionalWith(IdempotencyKey, { exact: true })
@@ -167,7 +172,7 @@ export class BatchRpcs extends RpcGroup.make(
   Rpc.make("CreateBatch", {
     payload: CreateBatchPayload,
     success: BatchView,
-    error: Schema.Union(InvalidItems, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
+    error: Schema.Union(InvalidItems, EmptyBatch, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
   }),
   Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: BatchNotFound }),
   Rpc.make("ListBatches", {
@@ -182,8 +187,8 @@ export class BatchRpcs extends RpcGroup.make(
   Rpc.make("StreamProgress", {
     payload: StreamProgressPayload,
     success: BatchEvent,
-    /** `LimitExceeded`: the tenant has too many open event streams */
-    error: Schema.Union(BatchNotFound, LimitExceeded),
+    /** `InvalidRequest`: `after` is beyond the batch's last event; `LimitExceeded`: too many open event streams */
+    error: Schema.Union(BatchNotFound, InvalidRequest, LimitExceeded),
     stream: true
   }),
   Rpc.make("Pause", { payload: CommandPayload, success: BatchView, error: CommandErrors }),

@@ -79,7 +79,7 @@ export class BatchClient extends Context.Tag("@effect-batch/BatchClient")<BatchC
     input: typeof Rpcs.CreateBatchPayload.Encoded
   ) => Effect.Effect<
     Views.BatchView,
-    Errors.InvalidItems | Errors.InvalidBatchConfig | Errors.WorkflowNotFound | ClientError
+    Errors.InvalidItems | Errors.EmptyBatch | Errors.InvalidBatchConfig | Errors.WorkflowNotFound | ClientError
   >
   readonly get: (batchId: string) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | ClientError>
   /** A page of the tenant's batches, newest first. */

@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
 import { HttpAuth, layerRpc } from "./Auth.js"
-import { follow } from "./Events.js"
+import { checkAfter, follow } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import * as RpcProtocol from "./RpcProtocol.js"
 
@@ -68,6 +68,7 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
       Stream.unwrapScoped(Effect.gen(function*() {
         const c = yield* caller
         const batch = yield* orchestrator.get(c, batchId)
+        yield* checkAfter(batch, after)
         yield* streams.acquire(c.tenant, "rpc")
         return follow(orchestrator, c, batch, after)
       })).pipe(Stream.catchTag("SqlError", (error) => Stream.fromEffect(internalError(error)))),

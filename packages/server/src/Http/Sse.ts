@@ -31,7 +31,7 @@ import * as Stream from "effect/Stream"
 import { BatchOrchestrator } from "../BatchOrchestrator.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
-import { follow, isSettled } from "./Events.js"
+import { checkAfter, follow, isSettled } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import { failure } from "./Responses.js"
 
@@ -149,11 +149,7 @@ const handler = Effect.gen(function*() {
     const after = yield* afterOf(request, search)
     const caller = { tenant: principal.tenant, actor: principal.actor }
     const batch = yield* orchestrator.get(caller, batchId)
-    if (after > batch.lastSeq) {
-      return yield* new Errors.InvalidRequest({
-        message: `sequence ${after} is beyond the batch's last event (${batch.lastSeq})`
-      })
-    }
+    yield* checkAfter(batch, after)
     if (isSettled(batch) && after >= batch.lastSeq) return HttpServerResponse.empty({ status: 204 })
     yield* streams.acquire(principal.tenant, "sse")
     const bytes = yield* body(request, follow(orchestrator, caller, batch, after)).pipe(
