@@ -1,11 +1,19 @@
 import { Errors, Ids } from "@effect-batch/domain"
 import { BatchOrchestrator, Http } from "@effect-batch/server"
-import { TestDatabase } from "@effect-batch/tables"
+import { Database, TestDatabase } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { assert, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
 import { bearer, echo, items, paced, request, rpcExit, rpcLine, rpcOutcome, server } from "./support/HttpServer.js"
+import { freshDatabase } from "./support/Processes.js"
+import * as TcpProxy from "./support/TcpProxy.js"
 
 const acme = { tenant: Schema.decodeSync(Ids.TenantId)("acme"), actor: "alice" }
 
@@ -176,3 +184,99 @@ for (const [name, db] of TestDatabase.databases) {
     }
   )
 }
+
+const bin = Path.resolve(import.meta.dirname, "../packages/server/src/bin.ts")
+
+/** Runs `effect-batch serve` on the embedded database until the scope closes; gives its start-up line. */
+const serve = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-batch-serve-"))
+      const childEnv: Record<string, string | undefined> = { ...process.env, ...env, EFFECT_BATCH_DATA_DIR: dataDir }
+      delete childEnv["DATABASE_URL"]
+      delete childEnv["EFFECT_BATCH_HOST"]
+      const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", bin, "serve", "--port", "0", ...args], {
+        env: childEnv,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      return { child, dataDir }
+    }),
+    ({ child, dataDir }) =>
+      Effect.async<void>((resume) => {
+        child.once("exit", () => resume(Effect.void))
+        if (!child.kill("SIGKILL")) resume(Effect.void)
+      }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true }))))
+  ).pipe(
+    Effect.flatMap(({ child }) =>
+      Effect.async<string, Error>((resume) => {
+        let stderr = ""
+        child.stderr.on("data", (chunk: Buffer) => stderr += chunk.toString())
+        child.once("exit", (code) => resume(Effect.fail(new Error(`serve exited with ${code}: ${stderr}`))))
+        Readline.createInterface({ input: child.stdout }).on("line", (line) => {
+          if (line.includes("listening on")) resume(Effect.succeed(line))
+        })
+      })
+    ),
+    Effect.timeout("60 seconds")
+  )
+
+const portOf = (line: string) => Number(/listening on http:\/\/[^:]+:(\d+)/.exec(line)?.[1])
+
+/** Whether something answers HTTP at `host:port` (127.0.0.2 is loopback too, but not 127.0.0.1). */
+const answers = (host: string, port: number) =>
+  request(`http://${host}:${port}/health`).pipe(
+    Effect.map(() => true),
+    Effect.catchAll(() => Effect.succeed(false))
+  )
+
+describe("serve", () => {
+  it.live(
+    "listens on 127.0.0.1 unless --host says otherwise, and never prints a configured token",
+    () =>
+      Effect.gen(function*() {
+        const secret = "s3cret-token-not-to-print"
+        const line = yield* serve([], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
+        assert.notInclude(line, secret)
+        assert.match(line, /listening on http:\/\/127\.0\.0\.1:\d+ \(dashboard: http:\/\/127\.0\.0\.1:\d+\/\)/)
+        assert.isTrue(yield* answers("127.0.0.1", portOf(line)))
+        assert.isFalse(yield* answers("127.0.0.2", portOf(line)))
+        const elsewhere = yield* serve(["--host", "127.0.0.2"], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
+        assert.isTrue(yield* answers("127.0.0.2", portOf(elsewhere)))
+      }).pipe(Effect.scoped),
+    180_000
+  )
+})
+
+describe("while Postgres is down", () => {
+  it.live(
+    "RPCs fail with StorageUnavailable, the SSE route answers 503, and both recover",
+    () =>
+      Effect.gen(function*() {
+        const direct = new URL(yield* freshDatabase)
+        const proxy = yield* TcpProxy.make(`http://127.0.0.1:${direct.port}`)
+        const proxied = new URL(direct)
+        proxied.port = new URL(proxy.url).port
+        const context = yield* Layer.build(server(Database.layerPostgres(proxied.toString())))
+        const base = yield* Effect.provide(Http.url, context)
+        const o = yield* Effect.provide(BatchOrchestrator.BatchOrchestrator, context)
+        const batch = yield* o.submitEncoded(paced.name, items(1, 1), { review: true }, acme)
+        const rpc = rpcTo(base)
+        const events = request(`${base}/batches/${batch.id}/events`, { headers: bearer("acme") })
+
+        proxy.down()
+        for (const line of [rpcLine("GetBatch", { batchId: batch.id }), rpcLine("ListBatches", {})]) {
+          const answer = yield* rpc(line)
+          assert.strictEqual(rpcOutcome(answer), "StorageUnavailable", answer.body.slice(0, 300))
+        }
+        const created = yield* rpc(rpcLine("CreateBatch", { workflow: "paced", items: items(1, 1) }))
+        assert.strictEqual(rpcOutcome(created), "StorageUnavailable")
+        const sse = yield* events
+        assert.strictEqual(sse.status, 503)
+        assert.strictEqual(JSON.parse(sse.body)._tag, "StorageUnavailable")
+
+        proxy.up()
+        assert.strictEqual(rpcOutcome(yield* rpc(rpcLine("GetBatch", { batchId: batch.id }))), "success")
+      }).pipe(Effect.scoped),
+    120_000
+  )
+})

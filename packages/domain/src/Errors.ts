@@ -147,6 +147,18 @@ export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()("LimitExc
 }
 
 /**
+ * The database cannot be reached (down, restarting, out of connections). Nothing is known to have
+ * changed; the same request can be retried later.
+ *
+ * @since 0.1.0
+ */
+export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()("StorageUnavailable", {}) {
+  override get message() {
+    return "the database is unavailable; retry later"
+  }
+}
+
+/**
  * A request that does not decode (wrong types, unknown fields, malformed ids).
  *
  * @since 0.1.0

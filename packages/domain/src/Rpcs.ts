@@ -19,6 +19,7 @@ import {
   InvalidRequest,
   InvalidTransition,
   LimitExceeded,
+  StorageUnavailable,
   Unauthorized,
   VersionConflict,
   WorkflowNotFound
@@ -69,7 +70,9 @@ export class NewItem extends Schema.Class<NewItem>("NewItem")({
 const Limit = Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 100, exact: true })
 const Cursor = Schema.optionalWith(Schema.String.pipe(Schema.maxLength(1024)), { exact: true })
 const ById = { batchId: BatchId }
-const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict)
+/** Every RPC may fail with `StorageUnavailable`: the database could not be reached. */
+const LookupErrors = Schema.Union(BatchNotFound, StorageUnavailable)
+const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict, StorageUnavailable)
 
 /**
  * The payload of `CreateBatch`.
@@ -172,23 +175,30 @@ export class BatchRpcs extends RpcGroup.make(
   Rpc.make("CreateBatch", {
     payload: CreateBatchPayload,
     success: BatchView,
-    error: Schema.Union(InvalidItems, EmptyBatch, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
+    error: Schema.Union(
+      InvalidItems,
+      EmptyBatch,
+      InvalidBatchConfig,
+      WorkflowNotFound,
+      LimitExceeded,
+      StorageUnavailable
+    )
   }),
-  Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: BatchNotFound }),
+  Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: LookupErrors }),
   Rpc.make("ListBatches", {
     payload: ListBatchesPayload,
     success: Page(BatchView),
     /** a cursor that is not one this server returned */
-    error: InvalidRequest
+    error: Schema.Union(InvalidRequest, StorageUnavailable)
   }),
-  Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: BatchNotFound }),
-  Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: BatchNotFound }),
-  Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: BatchNotFound, stream: true }),
+  Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: LookupErrors }),
+  Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: LookupErrors }),
+  Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: LookupErrors, stream: true }),
   Rpc.make("StreamProgress", {
     payload: StreamProgressPayload,
     success: BatchEvent,
     /** `InvalidRequest`: `after` is beyond the batch's last event; `LimitExceeded`: too many open event streams */
-    error: Schema.Union(BatchNotFound, InvalidRequest, LimitExceeded),
+    error: Schema.Union(BatchNotFound, InvalidRequest, LimitExceeded, StorageUnavailable),
     stream: true
   }),
   Rpc.make("Pause", { payload: CommandPayload, success: BatchView, error: CommandErrors }),

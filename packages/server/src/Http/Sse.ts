@@ -9,7 +9,7 @@
  *
  * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
  * stops reconnecting), 400 (invalid id or sequence), 401, 404 (unknown or another tenant's batch),
- * 429 (the tenant has `maxStreamsPerTenant` streams open).
+ * 429 (the tenant has `maxStreamsPerTenant` streams open), 503 (the database cannot be reached).
  *
  * @since 0.1.0
  */
@@ -29,6 +29,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import * as Storage from "../internal/Storage.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
 import { checkAfter, follow, isSettled } from "./Events.js"
@@ -41,6 +42,8 @@ import { failure } from "./Responses.js"
  * @since 0.1.0
  */
 export const path = "/batches/:id/events"
+
+const storageFailure = Storage.atEdge("SSE request")
 
 class Stalled extends Data.TaggedError("Stalled") {}
 
@@ -166,10 +169,7 @@ const handler = Effect.gen(function*() {
       BatchNotFound: (error) => failure(error),
       LimitExceeded: (error) => failure(error),
       SqlError: (error) =>
-        Effect.zipRight(
-          Effect.logError("SSE request failed on a database error", error),
-          Effect.succeed(HttpServerResponse.empty({ status: 503 }))
-        )
+        storageFailure(error).pipe(Effect.catchTag("StorageUnavailable", (unavailable) => failure(unavailable)))
     })
   )
 })
