@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
-import { type Answer, bearer, items, paced, request, rpcLine, server } from "./support/HttpServer.js"
+import { type Answer, bearer, items, paced, request, rpcLine, rpcOutcome, server } from "./support/HttpServer.js"
 
 const acme = { tenant: Schema.decodeSync(Ids.TenantId)("acme"), actor: "alice" }
 const runs = 25
@@ -56,14 +56,6 @@ const validPayloads = (batchId: string): Record<string, readonly [Record<string,
   ReleaseQuarantined: [{ batchId }, ["batchId", "itemKeys"]],
   UpdateConfig: [{ batchId, patch: { concurrency: 2 } }, ["batchId", "patch"]]
 })
-
-/** The `_tag` of the typed failure of an RPC answer, or "success". */
-const rpcOutcome = (answer: Answer): string => {
-  const exit = answer.body.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)).find((m) => m._tag === "Exit")
-  if (exit === undefined) return `no exit: ${answer.body.slice(0, 200)}`
-  if (exit.exit._tag === "Success") return "success"
-  return exit.exit.cause?._tag === "Fail" ? exit.exit.cause.error._tag : `defect: ${JSON.stringify(exit.exit.cause)}`
-}
 
 const expect400 = (answer: Answer, what: string) => {
   assert.strictEqual(answer.status, 400, `${what}: ${answer.body.slice(0, 300)}`)
@@ -134,7 +126,6 @@ for (const [name, db] of TestDatabase.databases) {
             ["Pause", { batchId: waiting.id, note: "x".repeat(2001) }],
             ["UpdateConfig", { batchId: waiting.id, patch: { concurrency: 0 } }],
             ["CreateBatch", { workflow: "bad name!", items: [] }],
-            ["CreateBatch", { workflow: "paced", items: [{ key: "", input: {} }] }],
             ["ReleaseQuarantined", { batchId: waiting.id, itemKeys: [""] }]
           ]
           for (const [tag, payload] of specific) {
@@ -177,6 +168,10 @@ for (const [name, db] of TestDatabase.databases) {
                 })
               )
             ),
+            "InvalidItems"
+          )
+          assert.strictEqual(
+            rpcOutcome(yield* rpc(rpcLine("CreateBatch", { workflow: "paced", items: [{ key: "", input: {} }] }))),
             "InvalidItems"
           )
           assert.strictEqual(

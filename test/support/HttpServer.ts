@@ -38,12 +38,21 @@ export const paced = Workflow.make({
     )
 })
 
+/** Returns its input, whatever JSON it is. */
+export const echo = Workflow.make({
+  name: "echo",
+  input: Schema.Unknown,
+  output: Schema.Unknown,
+  error: PacedError,
+  run: (input) => Effect.succeed(input)
+})
+
 /** `n` items that each take `ms`. */
 export const items = (n: number, ms: number) =>
   Array.from({ length: n }, (_, i) => ({ key: `item-${String(i).padStart(4, "0")}`, input: { ms } }))
 
 /**
- * A server on a free port over `db`, with the orchestrator running `paced`, and the tokens above.
+ * A server on a free port over `db`, with the orchestrator running `paced` and `echo`, and the tokens above.
  * Exposes the database, the orchestrator and the server (for its address).
  */
 export const server = (db: TestDatabase.TestDatabase, config: Http.ServeOptions["config"] = {}) =>
@@ -54,7 +63,7 @@ export const server = (db: TestDatabase.TestDatabase, config: Http.ServeOptions[
     ])),
     Layer.provideMerge(
       EffectBatch.layer.pipe(
-        Layer.provide(WorkflowRegistry.layer(paced)),
+        Layer.provide(WorkflowRegistry.layer(paced, echo)),
         Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100) }))
       )
     ),
@@ -107,3 +116,15 @@ export const bearer = (tenant: keyof typeof tokens) => ({ authorization: `Bearer
 /** One NDJSON line of an RPC request. */
 export const rpcLine = (tag: string, payload: unknown, id = "1") =>
   JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
+
+/** The `Exit` message of an RPC answer, if it has one. */
+export const rpcExit = (answer: Answer) =>
+  answer.body.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)).find((m) => m._tag === "Exit")?.exit
+
+/** The `_tag` of the typed failure of an RPC answer, or "success". */
+export const rpcOutcome = (answer: Answer): string => {
+  const exit = rpcExit(answer)
+  if (exit === undefined) return `no exit: ${answer.body.slice(0, 200)}`
+  if (exit._tag === "Success") return "success"
+  return exit.cause?._tag === "Fail" ? exit.cause.error._tag : `defect: ${JSON.stringify(exit.cause)}`
+}

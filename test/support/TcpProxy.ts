@@ -9,6 +9,9 @@ export interface TcpProxy {
   readonly accepted: () => number
   /** destroys every open connection (both sides) */
   readonly cut: () => void
+  /** cuts every open connection and refuses new ones until `up`, like a server that went down */
+  readonly down: () => void
+  readonly up: () => void
 }
 
 /** Starts a proxy to `target` (`http://127.0.0.1:PORT`); it stops when the scope closes. */
@@ -17,7 +20,9 @@ export const make = (target: string): Effect.Effect<TcpProxy, Error, Scope.Scope
     const port = Number(new URL(target).port)
     const open = new Set<Net.Socket>()
     let accepted = 0
+    let isDown = false
     const server = Net.createServer((client) => {
+      if (isDown) return client.destroy()
       accepted++
       const upstream = Net.connect(port, "127.0.0.1")
       open.add(client)
@@ -51,12 +56,20 @@ export const make = (target: string): Effect.Effect<TcpProxy, Error, Scope.Scope
           server.close(() => resume(Effect.void))
         })
     )
+    const cut = () => {
+      for (const socket of open) socket.destroy()
+      open.clear()
+    }
     return {
       url: `http://127.0.0.1:${address.port}`,
       accepted: () => accepted,
-      cut: () => {
-        for (const socket of open) socket.destroy()
-        open.clear()
+      cut,
+      down: () => {
+        isDown = true
+        cut()
+      },
+      up: () => {
+        isDown = false
       }
     }
   })

@@ -112,7 +112,10 @@ export class BatchConfig extends Schema.Class<BatchConfig>("BatchConfig")({
   concurrency: withDefault(intBetween("concurrency", 1, 10_000), () => 16),
   failurePolicy: withDefault(FailurePolicy, () => "continue-on-failure" as const),
   retry: withDefault(RetryConfig, () => RetryConfig.make({})),
-  timeout: withDefault(DurationString, () => Duration.minutes(5)),
+  timeout: withDefault(
+    DurationString.pipe(Schema.filter((d) => Duration.toMillis(d) > 0 || "timeout must be longer than 0")),
+    () => Duration.minutes(5)
+  ),
   rounds: withDefault(RoundsConfig, () => RoundsConfig.make({})),
   errorBudget: Schema.optionalWith(ErrorBudget, { exact: true }),
   quarantine: withDefault(QuarantineConfig, () => QuarantineConfig.make({})),

@@ -86,6 +86,17 @@ export class InvalidItems extends Schema.TaggedError<InvalidItems>()("InvalidIte
 }
 
 /**
+ * A batch without any item. Nothing was stored.
+ *
+ * @since 0.1.0
+ */
+export class EmptyBatch extends Schema.TaggedError<EmptyBatch>()("EmptyBatch", {}) {
+  override get message() {
+    return "a batch needs at least one item"
+  }
+}
+
+/**
  * Another writer changed the batch first; re-read and retry.
  *
  * @since 0.1.0
@@ -132,6 +143,18 @@ export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()("LimitExc
 }) {
   override get message() {
     return `${this.limit} exceeds the maximum of ${this.max}`
+  }
+}
+
+/**
+ * The database cannot be reached (down, restarting, out of connections). Nothing is known to have
+ * changed; the same request can be retried later.
+ *
+ * @since 0.1.0
+ */
+export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()("StorageUnavailable", {}) {
+  override get message() {
+    return "the database is unavailable; retry later"
   }
 }
 

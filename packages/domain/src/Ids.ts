@@ -4,9 +4,11 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as Storable from "./Storable.js"
 
 const boundedId = (name: string, maxLength: number) =>
   Schema.Trim.pipe(
+    Schema.filter(Storable.text(name)),
     Schema.nonEmptyString({ message: () => `${name} must not be empty` }),
     Schema.maxLength(maxLength, { message: () => `${name} must be at most ${maxLength} characters` })
   )
@@ -78,6 +80,7 @@ export const Actor = boundedId("Actor", 256).annotations({ identifier: "Actor" }
  * @since 0.1.0
  */
 export const Note = Schema.String.pipe(
+  Schema.filter(Storable.text("note")),
   Schema.maxLength(2000, { message: () => "note must be at most 2000 characters" })
 )
 

@@ -13,11 +13,13 @@ import { BatchEvent } from "./BatchEvent.js"
 import { Tag as StateTag } from "./BatchState.js"
 import {
   BatchNotFound,
+  EmptyBatch,
   InvalidBatchConfig,
   InvalidItems,
   InvalidRequest,
   InvalidTransition,
   LimitExceeded,
+  StorageUnavailable,
   Unauthorized,
   VersionConflict,
   WorkflowNotFound
@@ -54,19 +56,23 @@ export class Authentication extends RpcMiddleware.Tag<Authentication>()("@effect
 export const maxItemsPerRequest = 100_000
 
 /**
- * One item of a new batch: its key and its input (decoded by the workflow's input schema).
+ * One item of a new batch: its key and its encoded input. The server decodes both (the key as an
+ * `ItemKey`, the input by the workflow's input schema), so that a bad item is an `InvalidItems`
+ * naming it.
  *
  * @since 0.1.0
  */
 export class NewItem extends Schema.Class<NewItem>("NewItem")({
-  key: ItemKey,
+  key: Schema.String,
   input: Schema.Unknown
 }) {}
 
 const Limit = Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1000)), { default: () => 100, exact: true })
 const Cursor = Schema.optionalWith(Schema.String.pipe(Schema.maxLength(1024)), { exact: true })
 const ById = { batchId: BatchId }
-const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict)
+/** Every RPC may fail with `StorageUnavailable`: the database could not be reached. */
+const LookupErrors = Schema.Union(BatchNotFound, StorageUnavailable)
+const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConflict, StorageUnavailable)
 
 /**
  * The payload of `CreateBatch`.
@@ -75,7 +81,9 @@ const CommandErrors = Schema.Union(BatchNotFound, InvalidTransition, VersionConf
  */
 export const CreateBatchPayload = Schema.Struct({
   workflow: WorkflowName,
-  items: Schema.Array(NewItem).pipe(Schema.maxItems(maxItemsPerRequest)),
+  items: Schema.Array(NewItem).pipe(
+    Schema.maxItems(maxItemsPerRequest, { message: () => `at most ${maxItemsPerRequest} items per request` })
+  ),
   /** the encoded `BatchConfig`; decoded by the server so that a bad field is an `InvalidBatchConfig` */
   config: Schema.optionalWith(Schema.Unknown, { exact: true }),
   idempotencyKey: Schema.optionalWith(IdempotencyKey, { exact: true })
@@ -167,23 +175,30 @@ export class BatchRpcs extends RpcGroup.make(
   Rpc.make("CreateBatch", {
     payload: CreateBatchPayload,
     success: BatchView,
-    error: Schema.Union(InvalidItems, InvalidBatchConfig, WorkflowNotFound, LimitExceeded)
+    error: Schema.Union(
+      InvalidItems,
+      EmptyBatch,
+      InvalidBatchConfig,
+      WorkflowNotFound,
+      LimitExceeded,
+      StorageUnavailable
+    )
   }),
-  Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: BatchNotFound }),
+  Rpc.make("GetBatch", { payload: BatchRef, success: BatchView, error: LookupErrors }),
   Rpc.make("ListBatches", {
     payload: ListBatchesPayload,
     success: Page(BatchView),
     /** a cursor that is not one this server returned */
-    error: InvalidRequest
+    error: Schema.Union(InvalidRequest, StorageUnavailable)
   }),
-  Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: BatchNotFound }),
-  Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: BatchNotFound }),
-  Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: BatchNotFound, stream: true }),
+  Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: LookupErrors }),
+  Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: LookupErrors }),
+  Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: LookupErrors, stream: true }),
   Rpc.make("StreamProgress", {
     payload: StreamProgressPayload,
     success: BatchEvent,
-    /** `LimitExceeded`: the tenant has too many open event streams */
-    error: Schema.Union(BatchNotFound, LimitExceeded),
+    /** `InvalidRequest`: `after` is beyond the batch's last event; `LimitExceeded`: too many open event streams */
+    error: Schema.Union(BatchNotFound, InvalidRequest, LimitExceeded, StorageUnavailable),
     stream: true
   }),
   Rpc.make("Pause", { payload: CommandPayload, success: BatchView, error: CommandErrors }),

@@ -11,7 +11,8 @@
  * ```
  *
  * Every method decodes its input first (a bad one fails with `InvalidRequest` and sends nothing), and
- * may fail with `Unauthorized`, `LimitExceeded` (a body over the server's limit) or `RpcClientError`
+ * may fail with `Unauthorized`, `LimitExceeded` (a body over the server's limit), `StorageUnavailable`
+ * (the server's database cannot be reached: retry later) or `RpcClientError`
  * (the server could not be reached or answered something else), besides its RPC's own errors.
  *
  * @since 0.1.0
@@ -56,7 +57,12 @@ export {
  *
  * @since 0.1.0
  */
-export type ClientError = Errors.Unauthorized | Errors.InvalidRequest | Errors.LimitExceeded | RpcClientError
+export type ClientError =
+  | Errors.Unauthorized
+  | Errors.InvalidRequest
+  | Errors.LimitExceeded
+  | Errors.StorageUnavailable
+  | RpcClientError
 
 /** @since 0.1.0 */
 export type CommandError = Errors.BatchNotFound | Errors.InvalidTransition | Errors.VersionConflict | ClientError
@@ -79,7 +85,7 @@ export class BatchClient extends Context.Tag("@effect-batch/BatchClient")<BatchC
     input: typeof Rpcs.CreateBatchPayload.Encoded
   ) => Effect.Effect<
     Views.BatchView,
-    Errors.InvalidItems | Errors.InvalidBatchConfig | Errors.WorkflowNotFound | ClientError
+    Errors.InvalidItems | Errors.EmptyBatch | Errors.InvalidBatchConfig | Errors.WorkflowNotFound | ClientError
   >
   readonly get: (batchId: string) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | ClientError>
   /** A page of the tenant's batches, newest first. */

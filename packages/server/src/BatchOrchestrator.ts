@@ -92,6 +92,7 @@ export interface EncodedItem {
 /** @since 0.1.0 */
 export type SubmitError =
   | Errors.InvalidItems
+  | Errors.EmptyBatch
   | Errors.InvalidBatchConfig
   | Errors.WorkflowNotFound
   | Errors.LimitExceeded
@@ -420,7 +421,11 @@ export const make = Effect.gen(function*() {
           )
         }
         return { released: yield* Ref.get(count) }
-      }),
+      }).pipe(
+        // the command that carries the release is an implementation detail: name the caller's
+        Effect.catchTag("InvalidTransition", (error) =>
+          Effect.fail(new Errors.InvalidTransition({ state: error.state, command: "ReleaseQuarantined" })))
+      ),
     updateConfig: (caller, batchId, patch) =>
       command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch })),
     events: eventsOf,

@@ -21,6 +21,10 @@ const port = Options.integer("port").pipe(
   Options.withDefault(Number(process.env["PORT"] ?? 3000)),
   Options.withDescription("the port to listen on (or PORT)")
 )
+const host = Options.text("host").pipe(
+  Options.withDefault(process.env["EFFECT_BATCH_HOST"] ?? Serve.defaultHost),
+  Options.withDescription("the interface to listen on (or EFFECT_BATCH_HOST); 0.0.0.0 for every interface")
+)
 const url = Options.text("url").pipe(
   Options.withDefault(process.env["EFFECT_BATCH_URL"] ?? "http://127.0.0.1:3000"),
   Options.withDescription("the server (or EFFECT_BATCH_URL)")
@@ -44,15 +48,22 @@ const demo = Command.make(
   "demo",
   {
     port,
+    host,
     items: Options.integer("items").pipe(Options.withDefault(300)),
     untilReview: Options.boolean("until-review").pipe(
       Options.withDescription("exit once the batch waits for review (for CI)")
     )
   },
-  (o) => Serve.demo({ port: o.port, items: o.items, untilReview: o.untilReview || process.env["CI"] === "true" })
+  (o) =>
+    Serve.demo({
+      port: o.port,
+      host: o.host,
+      items: o.items,
+      untilReview: o.untilReview || process.env["CI"] === "true"
+    })
 ).pipe(Command.withDescription("serve the dashboard on the embedded database and run the demo batch"))
 
-const serve = Command.make("serve", { port }, (o) => Serve.serve(o.port)).pipe(
+const serve = Command.make("serve", { port, host }, (o) => Serve.serve(o)).pipe(
   Command.withDescription("serve the RPC, SSE and dashboard (DATABASE_URL or the embedded database)")
 )
 

@@ -24,6 +24,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { ConfigError } from "effect/ConfigError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
@@ -90,7 +91,8 @@ export const layerAuth: (tokens: Iterable<Auth.Token>) => Layer.Layer<Auth.HttpA
 export const layerAuthConfig: Layer.Layer<Auth.HttpAuth, ConfigError> = Auth.layerConfig
 
 /**
- * Overrides limits and timings (body size, streams per tenant, heartbeat, stream buffer, stall timeout).
+ * Overrides limits and timings (body size, streams per tenant, heartbeat, stream buffer, stall timeout,
+ * request timeout).
  *
  * @since 0.1.0
  */
@@ -140,11 +142,21 @@ export interface ServeOptions {
  */
 export const layer = (options: ServeOptions): Layer.Layer<HttpServer.HttpServer, ServeError, Requirements> => {
   const routes = options.routes === undefined ? layerRoutes : Layer.merge(layerRoutes, options.routes)
+  const requestTimeout = Duration.toMillis(
+    Config.resolve(options.config ?? {}, Config.HttpConfig.defaultValue()).requestTimeout
+  )
+  const server = () =>
+    Http.createServer({
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      // Node looks for timed-out requests only this often (every 30 s by default)
+      connectionsCheckingInterval: Math.min(1_000, requestTimeout)
+    })
   return HttpLayerRouter.serve(
     options.config === undefined ? routes : Layer.provide(routes, Config.layer(options.config)),
     { disableLogger: options.logRequests !== true, disableListenLog: true }
   ).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), {
+    Layer.provideMerge(NodeHttpServer.layer(server, {
       port: options.port,
       ...(options.host === undefined ? {} : { host: options.host })
     }))

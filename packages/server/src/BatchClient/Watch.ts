@@ -114,7 +114,8 @@ export const watch = (
         if (response.status !== 200) {
           const body = yield* Effect.orElseSucceed(response.text, () => "")
           const typed = decodeHttpError(body)
-          if (Option.isSome(typed) && response.status < 500) return yield* Effect.fail(typed.value)
+          // an unavailable database is waited out, like a transport failure
+          if (Option.isSome(typed) && typed.value._tag !== "StorageUnavailable") return yield* Effect.fail(typed.value)
           return yield* Effect.fail(transport(`the event stream answered ${response.status}`)(body))
         }
         return response.stream.pipe(

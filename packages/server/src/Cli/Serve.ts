@@ -38,7 +38,24 @@ export const demoToken = "demo-token"
  */
 export const demoTenant = "demo"
 
-/** The configured tokens, or the demo's. */
+/**
+ * The interface `serve` and `demo` listen on unless `--host` says otherwise: this machine only.
+ *
+ * @since 0.1.0
+ */
+export const defaultHost = "127.0.0.1"
+
+/**
+ * Where to listen.
+ *
+ * @since 0.1.0
+ */
+export interface Listen {
+  readonly port: number
+  readonly host: string
+}
+
+/** The configured tokens, or the demo's (then `demo` is set). */
 const tokens = Effect.flatMap(Config.option(Config.redacted(Auth.envVar)), (configured) => {
   const text = Option.match(configured, {
     onNone: () => `${demoToken}=${demoTenant}:demo-user`,
@@ -46,14 +63,13 @@ const tokens = Effect.flatMap(Config.option(Config.redacted(Auth.envVar)), (conf
   })
   return Either.match(Auth.parse(text), {
     onLeft: (message) => Effect.fail(ConfigError.InvalidData([Auth.envVar], message)),
-    onRight: (parsed) => Effect.succeed({ tokens: parsed, first: parsed[0] })
+    onRight: (parsed) => Effect.succeed({ tokens: parsed, demo: Option.isNone(configured) })
   })
 })
 
-const firstToken = Effect.map(
-  tokens,
-  ({ first }) => first === undefined ? "" : Redacted.isRedacted(first.token) ? Redacted.value(first.token) : first.token
-)
+/** The dashboard's address: with the demo token when no token is configured; a configured one is never shown. */
+const dashboardUrl = (url: string) =>
+  Effect.map(tokens, ({ demo }) => demo ? `${url}/?token=${encodeURIComponent(demoToken)}` : `${url}/`)
 
 /**
  * The server (with the dashboard at `/`) with the demo workflow registered, on the database of the
@@ -61,27 +77,28 @@ const firstToken = Effect.map(
  *
  * @since 0.1.0
  */
-export const layer = (port: number) =>
-  Layer.unwrapEffect(Effect.map(tokens, (configured) =>
-    Http.layer({ port, routes: Dashboard.layer }).pipe(
-      Layer.provideMerge(EffectBatch.layer),
-      Layer.provide(Http.layerAuth(configured.tokens)),
-      Layer.provide(WorkflowRegistry.layer(Demo.workflow)),
-      Layer.provide(Database.layer)
-    )))
+export const layer = (listen: Listen) =>
+  Layer.unwrapEffect(
+    Effect.map(tokens, (configured) =>
+      Http.layer({ port: listen.port, host: listen.host, routes: Dashboard.layer }).pipe(
+        Layer.provideMerge(EffectBatch.layer),
+        Layer.provide(Http.layerAuth(configured.tokens)),
+        Layer.provide(WorkflowRegistry.layer(Demo.workflow)),
+        Layer.provide(Database.layer)
+      ))
+  )
 
 /**
  * Serves until interrupted.
  *
  * @since 0.1.0
  */
-export const serve = (port: number) =>
+export const serve = (listen: Listen) =>
   Effect.gen(function*() {
     const url = yield* Http.url
-    const first = yield* firstToken
-    yield* Console.log(`effect-batch listening on ${url} (dashboard: ${url}/?token=${encodeURIComponent(first)})`)
+    yield* Console.log(`effect-batch listening on ${url} (dashboard: ${yield* dashboardUrl(url)})`)
     return yield* Effect.never
-  }).pipe(Effect.provide(layer(port)))
+  }).pipe(Effect.provide(layer(listen)))
 
 /**
  * The demo: submits the sample batch (or finds the one a previous run submitted), shows its
@@ -89,17 +106,16 @@ export const serve = (port: number) =>
  *
  * @since 0.1.0
  */
-export const demo = (options: { readonly port: number; readonly items: number; readonly untilReview: boolean }) =>
+export const demo = (options: Listen & { readonly items: number; readonly untilReview: boolean }) =>
   Effect.gen(function*() {
     const url = yield* Http.url
-    const first = yield* firstToken
     const orchestrator = yield* BatchOrchestrator
     const caller = { tenant: Schema.decodeSync(Ids.TenantId)(demoTenant), actor: "demo" }
     const batch = yield* orchestrator.submit(Demo.workflow, Demo.documents(options.items), Demo.config, {
       ...caller,
       idempotencyKey: `demo-${options.items}`
     })
-    yield* Console.log(`Dashboard: ${url}/?token=${encodeURIComponent(first)}`)
+    yield* Console.log(`Dashboard: ${yield* dashboardUrl(url)}`)
     yield* Console.log(`Batch ${batch.id}: ${batch.counts.queued + batch.counts.running} item(s) to go`)
     const waiting = batch.state._tag !== "Running" && batch.state._tag !== "Paused" && batch.state._tag !== "Pending"
     const last = yield* Watch.watch({
@@ -113,6 +129,8 @@ export const demo = (options: { readonly port: number; readonly items: number; r
         `${last.counts.quarantined} quarantined.`
     )
     if (options.untilReview) return last
-    yield* Console.log(`Approve or reject it in the dashboard, or: effect-batch approve ${batch.id}. Ctrl-C to stop.`)
+    yield* Console.log(
+      `Approve or reject it in the dashboard, or (in another terminal): bun run cli approve ${batch.id}. Ctrl-C to stop.`
+    )
     return yield* Effect.never
-  }).pipe(Effect.provide(layer(options.port)))
+  }).pipe(Effect.provide(layer(options)))

@@ -28,12 +28,14 @@ export interface HttpOptions {
   readonly stallTimeout: Duration.Duration
   /** `/health` reports the worker loop dead when its last tick is older than this */
   readonly workerStaleAfter: Duration.Duration
+  /** a request whose headers and body have not all arrived this long after it started is answered 408 and closed */
+  readonly requestTimeout: Duration.Duration
 }
 
 /**
  * The HTTP server's options. Defaults: 64 MiB per `/rpc` body, 100 requests per body, 64 open streams
- * per tenant, a heartbeat every 15 s, 256 buffered messages per streaming client, a 30 s stall timeout, and a
- * worker loop considered dead after 30 s without a tick.
+ * per tenant, a heartbeat every 15 s, 256 buffered messages per streaming client, a 30 s stall timeout, a
+ * worker loop considered dead after 30 s without a tick, and 30 s to receive a request.
  *
  * @since 0.1.0
  */
@@ -45,7 +47,8 @@ export class HttpConfig extends Context.Reference<HttpConfig>()("@effect-batch/H
     heartbeat: Duration.seconds(15),
     streamBufferSize: 256,
     stallTimeout: Duration.seconds(30),
-    workerStaleAfter: Duration.seconds(30)
+    workerStaleAfter: Duration.seconds(30),
+    requestTimeout: Duration.seconds(30)
   })
 }) {}
 
@@ -60,22 +63,29 @@ export type HttpOptionsInput = {
 }
 
 /**
+ * The options of `input`, the others from `defaults`.
+ *
+ * @since 0.1.0
+ */
+export const resolve = (input: HttpOptionsInput, defaults: HttpOptions): HttpOptions => {
+  const duration = (value: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
+    value === undefined ? fallback : Duration.decode(value)
+  return {
+    maxRpcBodyBytes: input.maxRpcBodyBytes ?? defaults.maxRpcBodyBytes,
+    maxRequestsPerBody: input.maxRequestsPerBody ?? defaults.maxRequestsPerBody,
+    maxStreamsPerTenant: input.maxStreamsPerTenant ?? defaults.maxStreamsPerTenant,
+    heartbeat: duration(input.heartbeat, defaults.heartbeat),
+    streamBufferSize: input.streamBufferSize ?? defaults.streamBufferSize,
+    stallTimeout: duration(input.stallTimeout, defaults.stallTimeout),
+    workerStaleAfter: duration(input.workerStaleAfter, defaults.workerStaleAfter),
+    requestTimeout: duration(input.requestTimeout, defaults.requestTimeout)
+  }
+}
+
+/**
  * Overrides some of the HTTP server's options.
  *
  * @since 0.1.0
  */
 export const layer = (options: HttpOptionsInput): Layer.Layer<HttpConfig> =>
-  Layer.effect(
-    HttpConfig,
-    Effect.map(HttpConfig, (defaults): HttpOptions => ({
-      maxRpcBodyBytes: options.maxRpcBodyBytes ?? defaults.maxRpcBodyBytes,
-      maxRequestsPerBody: options.maxRequestsPerBody ?? defaults.maxRequestsPerBody,
-      maxStreamsPerTenant: options.maxStreamsPerTenant ?? defaults.maxStreamsPerTenant,
-      heartbeat: options.heartbeat === undefined ? defaults.heartbeat : Duration.decode(options.heartbeat),
-      streamBufferSize: options.streamBufferSize ?? defaults.streamBufferSize,
-      stallTimeout: options.stallTimeout === undefined ? defaults.stallTimeout : Duration.decode(options.stallTimeout),
-      workerStaleAfter: options.workerStaleAfter === undefined
-        ? defaults.workerStaleAfter
-        : Duration.decode(options.workerStaleAfter)
-    }))
-  )
+  Layer.effect(HttpConfig, Effect.map(HttpConfig, (defaults) => resolve(options, defaults)))

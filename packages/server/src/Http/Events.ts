@@ -3,8 +3,10 @@
  *
  * @since 0.1.0
  */
-import type { BatchEvent, BatchState, Errors, Views } from "@effect-batch/domain"
+import { Errors } from "@effect-batch/domain"
+import type { BatchEvent, BatchState, Views } from "@effect-batch/domain"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { BatchOrchestrator, Caller } from "../BatchOrchestrator.js"
 
@@ -16,6 +18,18 @@ const settled: ReadonlyArray<BatchState.Tag> = ["Completed", "Failed", "Cancelle
  * @since 0.1.0
  */
 export const isSettled = (batch: Views.BatchView): boolean => settled.includes(batch.state._tag)
+
+/**
+ * Refuses to follow from a sequence the batch has not reached: no event would ever come.
+ *
+ * @since 0.1.0
+ */
+export const checkAfter = (batch: Views.BatchView, after: number): Effect.Effect<void, Errors.InvalidRequest> =>
+  after > batch.lastSeq
+    ? Effect.fail(
+      new Errors.InvalidRequest({ message: `sequence ${after} is beyond the batch's last event (${batch.lastSeq})` })
+    )
+    : Effect.void
 
 /**
  * The events of `batch` after `after`. For a settled batch: what is left of its log, then the end

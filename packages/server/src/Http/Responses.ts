@@ -18,7 +18,8 @@ export const HttpError = Schema.Union(
   Errors.Unauthorized,
   Errors.InvalidRequest,
   Errors.BatchNotFound,
-  Errors.LimitExceeded
+  Errors.LimitExceeded,
+  Errors.StorageUnavailable
 )
 /** @since 0.1.0 */
 export type HttpError = typeof HttpError.Type
@@ -32,7 +33,8 @@ export const statusOf: Record<HttpError["_tag"], number> = {
   Unauthorized: 401,
   InvalidRequest: 400,
   BatchNotFound: 404,
-  LimitExceeded: 429
+  LimitExceeded: 429,
+  StorageUnavailable: 503
 }
 
 const encode = Schema.encode(HttpError)

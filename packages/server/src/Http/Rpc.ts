@@ -14,8 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
+import * as Storage from "../internal/Storage.js"
 import { HttpAuth, layerRpc } from "./Auth.js"
-import { follow } from "./Events.js"
+import { checkAfter, follow } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import * as RpcProtocol from "./RpcProtocol.js"
 
@@ -26,9 +27,7 @@ import * as RpcProtocol from "./RpcProtocol.js"
  */
 export const path = "/rpc"
 
-// A database failure is logged here and reaches the client as a defect without its details.
-const internalError = (error: SqlError) =>
-  Effect.zipRight(Effect.logError("RPC failed on a database error", error), Effect.dieMessage("internal error"))
+const storageFailure = Storage.atEdge("RPC")
 
 const caller = Effect.map(Rpcs.CurrentTenant, (principal): Caller => ({
   tenant: principal.tenant,
@@ -45,7 +44,7 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
   const streams = yield* OpenStreams
   const as = <A, E, R>(f: (caller: Caller) => Effect.Effect<A, E | SqlError, R>) =>
     Effect.flatMap(caller, f).pipe(
-      Effect.catchIf((error): error is SqlError => error instanceof SqlError, internalError)
+      Effect.catchIf((error): error is SqlError => error instanceof SqlError, storageFailure)
     )
 
   return Rpcs.BatchRpcs.of({
@@ -62,15 +61,16 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
     GetProgress: ({ batchId }) => as((c) => orchestrator.progress(c, batchId)),
     GetResults: ({ batchId }) =>
       Stream.unwrap(Effect.map(caller, (c) => orchestrator.results(c, batchId))).pipe(
-        Stream.catchTag("SqlError", (error) => Stream.fromEffect(internalError(error)))
+        Stream.catchTag("SqlError", (error) => Stream.fromEffect(storageFailure(error)))
       ),
     StreamProgress: ({ after, batchId }) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const c = yield* caller
         const batch = yield* orchestrator.get(c, batchId)
+        yield* checkAfter(batch, after)
         yield* streams.acquire(c.tenant, "rpc")
         return follow(orchestrator, c, batch, after)
-      })).pipe(Stream.catchTag("SqlError", (error) => Stream.fromEffect(internalError(error)))),
+      })).pipe(Stream.catchTag("SqlError", (error) => Stream.fromEffect(storageFailure(error)))),
     Pause: ({ batchId, note }) => as((c) => orchestrator.pause(c, batchId, note)),
     Resume: ({ batchId }) => as((c) => orchestrator.resume(c, batchId)),
     Cancel: ({ batchId, note }) => as((c) => orchestrator.cancel(c, batchId, note)),

@@ -2,11 +2,12 @@
  * What `POST /rpc` checks before the RPC server sees a request, so that a bad request gets an HTTP
  * error with a typed JSON body (and changes nothing): the bearer token (401), a `Content-Length` (411)
  * within the body limit (413), at most `maxRequestsPerBody` requests (413), and that the body is NDJSON
- * RPC requests of known RPCs whose payloads decode (400).
+ * RPC requests of known RPCs whose payloads decode (400; JSON nested too deeply to be a valid request
+ * is refused before it is parsed).
  *
  * @since 0.1.0
  */
-import { Errors, Rpcs } from "@effect-batch/domain"
+import { Errors, Rpcs, Storable } from "@effect-batch/domain"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -15,6 +16,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { truncate } from "../internal/Truncate.js"
 import { bearerToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
 import { failure, type HttpError } from "./Responses.js"
@@ -37,8 +39,34 @@ for (const rpc of Rpcs.BatchRpcs.requests.values()) {
   payloadDecoders.set(rpc._tag, Schema.decodeUnknownEither(schema))
 }
 
-const invalid = (message: string) => new Errors.InvalidRequest({ message })
+/** The longest message of a 400 answer: a parse error quotes the value it rejects, however large. */
+const maxMessageLength = 1_000
+
+/** Deeper than any valid request: an item's input (`Storable.maxJsonDepth`) and the envelope around it. */
+const maxLineDepth = Storable.maxJsonDepth + 8
+
+const invalid = (message: string) => new Errors.InvalidRequest({ message: truncate(message, maxMessageLength) })
 const format = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
+
+/** Whether the JSON text nests arrays and objects deeper than `max`, read before it is parsed. */
+const nestedDeeperThan = (json: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return false
+}
 
 /**
  * One RPC request as it arrives, checked.
@@ -68,6 +96,9 @@ export const validate = (
   const envelopes: Array<Envelope> = []
   for (const [index, line] of lines.entries()) {
     const at = `line ${index + 1}`
+    if (nestedDeeperThan(line, maxLineDepth)) {
+      return Either.left(invalid(`${at}: JSON nested deeper than ${maxLineDepth} levels`))
+    }
     let json: unknown
     try {
       json = JSON.parse(line)

@@ -9,7 +9,7 @@
  *
  * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
  * stops reconnecting), 400 (invalid id or sequence), 401, 404 (unknown or another tenant's batch),
- * 429 (the tenant has `maxStreamsPerTenant` streams open).
+ * 429 (the tenant has `maxStreamsPerTenant` streams open), 503 (the database cannot be reached).
  *
  * @since 0.1.0
  */
@@ -29,9 +29,10 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import * as Storage from "../internal/Storage.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
-import { follow, isSettled } from "./Events.js"
+import { checkAfter, follow, isSettled } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import { failure } from "./Responses.js"
 
@@ -41,6 +42,8 @@ import { failure } from "./Responses.js"
  * @since 0.1.0
  */
 export const path = "/batches/:id/events"
+
+const storageFailure = Storage.atEdge("SSE request")
 
 class Stalled extends Data.TaggedError("Stalled") {}
 
@@ -149,11 +152,7 @@ const handler = Effect.gen(function*() {
     const after = yield* afterOf(request, search)
     const caller = { tenant: principal.tenant, actor: principal.actor }
     const batch = yield* orchestrator.get(caller, batchId)
-    if (after > batch.lastSeq) {
-      return yield* new Errors.InvalidRequest({
-        message: `sequence ${after} is beyond the batch's last event (${batch.lastSeq})`
-      })
-    }
+    yield* checkAfter(batch, after)
     if (isSettled(batch) && after >= batch.lastSeq) return HttpServerResponse.empty({ status: 204 })
     yield* streams.acquire(principal.tenant, "sse")
     const bytes = yield* body(request, follow(orchestrator, caller, batch, after)).pipe(
@@ -170,10 +169,7 @@ const handler = Effect.gen(function*() {
       BatchNotFound: (error) => failure(error),
       LimitExceeded: (error) => failure(error),
       SqlError: (error) =>
-        Effect.zipRight(
-          Effect.logError("SSE request failed on a database error", error),
-          Effect.succeed(HttpServerResponse.empty({ status: 503 }))
-        )
+        storageFailure(error).pipe(Effect.catchTag("StorageUnavailable", (unavailable) => failure(unavailable)))
     })
   )
 })

@@ -65,6 +65,7 @@ function describeError(e) {
     case "BatchNotFound": return "This batch does not exist (or belongs to another tenant).";
     case "VersionConflict": return "The batch changed meanwhile; try again.";
     case "Unauthorized": return "The token is missing or unknown.";
+    case "StorageUnavailable": return "The database is unavailable; try again shortly.";
     default: return e.message || e.tag;
   }
 }

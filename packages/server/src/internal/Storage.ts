@@ -1,0 +1,32 @@
+import { Errors } from "@effect-batch/domain"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+
+/**
+ * SQLSTATE classes of a server that cannot take the request now: connection exception (08),
+ * insufficient resources (53), operator intervention (57: shutting down, starting up).
+ */
+const unavailableClasses = ["08", "53", "57"]
+
+/**
+ * Whether a database failure means the database cannot be reached, rather than a statement it refused
+ * (a bug). An error the server did not report (no `severity`) happened on the way to it: a refused or
+ * cut connection, a timeout.
+ */
+export const isUnavailable = (error: SqlError): boolean => {
+  const cause = error.cause
+  if (!Predicate.hasProperty(cause, "severity")) return true
+  const code = Predicate.hasProperty(cause, "code") ? cause.code : undefined
+  return typeof code === "string" && unavailableClasses.includes(code.slice(0, 2))
+}
+
+/**
+ * A database failure at the edge: logged, then `StorageUnavailable` if the database cannot be reached,
+ * else a defect without its details.
+ */
+export const atEdge = (what: string) => (error: SqlError): Effect.Effect<never, Errors.StorageUnavailable> =>
+  Effect.zipRight(
+    Effect.logError(`${what} failed on a database error`, error),
+    isUnavailable(error) ? Effect.fail(new Errors.StorageUnavailable()) : Effect.dieMessage("internal error")
+  )
