@@ -41,7 +41,7 @@ const benchmarks: Record<string, (json: unknown) => Effect.Effect<void, unknown>
     claimComplete
   ),
   workload: command(
-    Schema.Struct({ name: Schema.Literal("w1", "w2"), db: Db, repeat: Schema.Int, ...Count }),
+    Schema.Struct({ name: Schema.Literal("w1", "w1-steps", "w2"), db: Db, repeat: Schema.Int, ...Count }),
     workload
   ),
   memory: command(Schema.Struct(Count), inMemory),

@@ -88,6 +88,7 @@ for (const db of ["postgres", "embedded"]) {
   add("floor", "claim", { db, variant: "direct", items: loopItems, concurrency: 16, bench: "floor" })
   add("w1", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 1 })
   add("w1-warm", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 2 })
+  add("steps", "workload", { name: "w1-steps", db, items: loopItems, concurrency: 16, repeat: 1 })
   add("w2", "workload", { name: "w2", db, items: sleepyItems, concurrency: 50, repeat: 1 })
 }
 add("w3", "w3", { items: loopItems, concurrency: 16 })

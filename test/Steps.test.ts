@@ -1,8 +1,9 @@
 import type { BatchEvent } from "@effect-batch/domain"
+import { ItemKey } from "@effect-batch/domain/Ids"
 import { BatchOrchestrator, EffectBatch, Worker, Workflow, WorkflowRegistry } from "@effect-batch/server"
 import { Tables, TestDatabase } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { assert, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,7 +12,9 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { createStepRunsTable, steppedWork, stepRunsTable, workItems } from "./support/Durable.js"
 import { advanceUntil, caller } from "./support/Harness.js"
+import { apiAt, freshDatabase, ledger, pollUntil, spawnWorker } from "./support/Processes.js"
 
 class StageError extends Schema.TaggedError<StageError>()("StageError", {
   stage: Schema.String,
@@ -202,6 +205,49 @@ for (const [name, db] of TestDatabase.databases) {
           }))
       }))
 
+    it.effect("re-running from a named step discards that step and the later ones, audited; the earlier replay", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme" }, {})
+            assert.strictEqual((yield* o.get(caller, batch.id)).state._tag, "Completed")
+            const done = yield* o.rerunFromStep(caller, batch.id, { keys: [ItemKey.make("a")], step: "entities" })
+            assert.deepStrictEqual(done, { requeued: 1, discarded: 2 })
+            yield* advanceUntil(
+              Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
+            )
+            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 2, "a/relations": 2 })
+            const events = yield* allEvents(o, batch.id)
+            const discarded = events.filter((e) => e._tag === "StepsDiscarded")
+            assert.deepStrictEqual(
+              discarded.map((e) => e._tag === "StepsDiscarded" ? [e.itemKey, e.step, e.discarded, e.actor] : []),
+              [["a", "entities", ["entities", "relations"], "tester"]]
+            )
+            const [result] = yield* results(o, batch.id)
+            assert.strictEqual(result?.state, "Succeeded")
+            assert.deepStrictEqual(result?.output, { mentions: 3, entities: 3, pairs: 3 })
+            assert.deepStrictEqual((yield* o.get(caller, batch.id)).counts.succeeded, 1)
+          }))
+      }))
+
+    it.effect("re-running from a step is refused while the batch runs, naming the command; nothing changes", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* o.submitEncoded(linkingName, [{ key: "a", input: { text: "x y" } }], {}, caller)
+            const refused = yield* Effect.flip(
+              o.rerunFromStep(caller, batch.id, { keys: [ItemKey.make("a")], step: "mentions" })
+            )
+            assert.strictEqual(refused._tag, "InvalidTransition")
+            if (refused._tag === "InvalidTransition") assert.strictEqual(refused.command, "RerunFromStep")
+            yield* advanceUntil(settled(o, batch.id))
+            const events = yield* allEvents(o, batch.id)
+            assert.isFalse(events.some((e) => e._tag === "StepsDiscarded" || e._tag === "BatchRedriven"))
+          }))
+      }))
+
     it.effect("a step's own retry runs before the item's: the item succeeds on its first attempt", () =>
       Effect.gen(function*() {
         const runs: Runs = yield* Ref.make({})
@@ -258,3 +304,57 @@ for (const [name, db] of TestDatabase.databases) {
       }))
   })
 }
+
+describe("durable steps across a crash (Postgres, real processes)", () => {
+  it.scopedLive(
+    "SIGKILL between the steps of many items: the steps committed before it are not run again",
+    () =>
+      Effect.gen(function*() {
+        const total = 600
+        const url = yield* freshDatabase
+        yield* Effect.gen(function*() {
+          yield* createStepRunsTable
+          const sql = yield* SqlClient.SqlClient
+          const orchestrator = yield* BatchOrchestrator.BatchOrchestrator
+          const submitted = yield* orchestrator.submitEncoded(
+            steppedWork({ itemMs: 0, owner: "" }).name,
+            workItems(total),
+            { concurrency: 16, leaseDuration: "2 seconds" },
+            caller
+          )
+          const batch = orchestrator.get(caller, submitted.id)
+          // each step takes 10 ms: many items are between their steps at any moment
+          const env = { ITEM_MS: "20", STEPS: "true" }
+          const first = yield* spawnWorker({ url, owner: "first", env })
+          yield* pollUntil("a third of the items succeeded", Effect.map(batch, (b) => b.counts.succeeded >= total / 3))
+          yield* first.kill("SIGKILL")
+          const storedAtKill = yield* sql<{ item_key: string; name: string }>`SELECT item_key, name
+            FROM ${sql(stepsTable)} WHERE batch_id = ${submitted.id}::uuid`
+          const firstDone = new Set(storedAtKill.filter((r) => r.name === "first").map((r) => r.item_key))
+          const secondDone = new Set(storedAtKill.filter((r) => r.name === "second").map((r) => r.item_key))
+          const between = [...firstDone].filter((key) => !secondDone.has(key))
+          assert.isAbove(between.length, 0, "some items were between their steps when the process died")
+
+          yield* spawnWorker({ url, owner: "second", env })
+          yield* pollUntil("the resumed batch completes", Effect.map(batch, (b) => b.state._tag === "Completed"))
+
+          const rerun = yield* sql<{ item_key: string }>`SELECT item_key FROM ${sql(stepRunsTable)}
+            WHERE owner = 'second' AND step = 'first'`
+          const rerunFirst = rerun.map((r) => r.item_key).filter((key) => firstDone.has(key))
+          assert.deepStrictEqual(rerunFirst, [], "no committed first step ran again")
+          const resumed = yield* sql<{ item_key: string }>`SELECT item_key FROM ${sql(stepRunsTable)}
+            WHERE owner = 'second' AND step = 'second'`
+          const resumedKeys = new Set(resumed.map((r) => r.item_key))
+          assert.isTrue(between.every((key) => resumedKeys.has(key)), "the items between steps ran their second step")
+
+          const recorded = yield* ledger(submitted.id)
+          assert.strictEqual(recorded.itemSucceeded, total, "one ItemSucceeded per item")
+          assert.strictEqual(recorded.maxPerKey, 1)
+          assert.deepStrictEqual(recorded.batch.counts, recorded.derived, "counters equal the item rows")
+          const results = Chunk.toReadonlyArray(yield* Stream.runCollect(orchestrator.results(caller, submitted.id)))
+          assert.deepStrictEqual(results[123]?.output, { n: 123, doubled: 246 })
+        }).pipe(Effect.provide(apiAt(url)))
+      }),
+    90_000
+  )
+})

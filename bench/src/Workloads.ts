@@ -44,6 +44,20 @@ export const sleepy = Workflow.make({
   run: () => Effect.as(Effect.sleep("10 millis"), null)
 })
 
+/** W1's no-op work as three durable no-op steps: measures what a step costs. */
+export const stepped = Workflow.make({
+  name: "stepped",
+  input: Input,
+  output: Schema.Null,
+  error: NeverFails,
+  steps: ["one", "two", "three"],
+  run: (_, ctx) =>
+    ctx.step("one", Effect.succeed(1), { output: Schema.Number }).pipe(
+      Effect.zipRight(ctx.step("two", Effect.succeed(2), { output: Schema.Number })),
+      Effect.zipRight(ctx.step("three", Effect.succeed(null), { output: Schema.Null }))
+    )
+})
+
 const decodeKey = Schema.decodeSync(ItemKey)
 
 export const items = (count: number) => Array.from({ length: count }, (_, i) => ({ key: itemKey(i), input: { n: i } }))
@@ -51,7 +65,7 @@ export const items = (count: number) => Array.from({ length: count }, (_, i) => 
 /** The orchestrator with its worker over a database layer. */
 export const orchestrator = (database: TestDatabase.TestDatabase, worker: Partial<Worker.WorkerOptions> = {}) =>
   EffectBatch.layer.pipe(
-    Layer.provide(WorkflowRegistry.layer(noop, sleepy)),
+    Layer.provide(WorkflowRegistry.layer(noop, sleepy, stepped)),
     Layer.provide(Worker.layerConfig(worker)),
     Layer.provide(database)
   )
@@ -87,7 +101,7 @@ export const submitAndAwait = (workflow: Ids.WorkflowName, count: number, concur
  * long-lived worker reports its later runs). On Postgres, also the server's CPU per item.
  */
 export const workload = (options: {
-  readonly name: "w1" | "w2"
+  readonly name: "w1" | "w1-steps" | "w2"
   readonly db: DbKind
   readonly items: number
   readonly concurrency: number
@@ -99,7 +113,7 @@ export const workload = (options: {
     const context = yield* Layer.build(
       orchestrator(url === undefined ? Database.layerEmbedded({}) : Database.layerPostgres(url))
     )
-    const workflow = options.name === "w1" ? noop.name : sleepy.name
+    const workflow = options.name === "w1" ? noop.name : options.name === "w1-steps" ? stepped.name : sleepy.name
     for (let run = 1; run <= options.repeat; run++) {
       const server0 = yield* serverCpu
       const result = yield* Effect.provide(submitAndAwait(workflow, options.items, options.concurrency), context)

@@ -110,6 +110,46 @@ export const durableWork = (options: {
       })
   })
 
+/** The table in which the stepped workflow records every run of a step body. */
+export const stepRunsTable = "step_runs"
+
+/** Creates a test table if it does not exist (a constant name and trusted DDL). */
+const createTable = (name: string, columns: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`CREATE TABLE IF NOT EXISTS ${name} (${columns})`))
+
+/** Creates the step runs' table if it does not exist. */
+export const createStepRunsTable = createTable(
+  stepRunsTable,
+  "item_key text NOT NULL, step text NOT NULL, owner text NOT NULL"
+)
+
+/**
+ * The durable workflow as two durable steps of `itemMs / 2` each (`first`, `second`); every run of a
+ * step body is recorded in `step_runs` with the process's owner name.
+ */
+export const steppedWork = (options: { readonly itemMs: number; readonly owner: string }) =>
+  Workflow.make({
+    name: workflowName,
+    input: WorkInput,
+    output: WorkOutput,
+    error: WorkError,
+    steps: ["first", "second"],
+    run: (input, context) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const body = <A>(step: string, value: A) =>
+          sql`INSERT INTO ${sql(stepRunsTable)} (item_key, step, owner)
+            VALUES (${context.itemKey}, ${step}, ${options.owner})`.pipe(
+            Effect.zipRight(Effect.sleep(Duration.millis(options.itemMs / 2))),
+            Effect.as(value),
+            Effect.orDie
+          )
+        const n = yield* context.step("first", body("first", input.n), { output: Schema.Number })
+        const doubled = yield* context.step("second", body("second", n * 2), { output: Schema.Number })
+        return { n, doubled }
+      })
+  })
+
 /** The items of a durable batch: `item-00000` … with `n` = index. */
 export const workItems = (count: number) =>
   Array.from({ length: count }, (_, n) => ({ key: `item-${String(n).padStart(5, "0")}`, input: { n } }))
@@ -118,17 +158,10 @@ export const workItems = (count: number) =>
 export const hookTable = "settled_hook_runs"
 
 /** Creates the hook's table if it does not exist. */
-export const createHookTable = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) =>
-    sql`CREATE TABLE IF NOT EXISTS ${sql(hookTable)} (
-    run serial PRIMARY KEY,
-    batch_id uuid NOT NULL,
-    state_tag text NOT NULL,
-    succeeded int NOT NULL,
-    failed int NOT NULL,
-    owner text NOT NULL
-  )`
+export const createHookTable = createTable(
+  hookTable,
+  "run serial PRIMARY KEY, batch_id uuid NOT NULL, state_tag text NOT NULL, succeeded int NOT NULL, " +
+    "failed int NOT NULL, owner text NOT NULL"
 )
 
 export const HookRun = Schema.Struct({

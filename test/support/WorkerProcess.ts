@@ -6,7 +6,8 @@
  * an `Attempt` line per finished attempt), `LOG_STARTS` (write an `AttemptStarted` line as each attempt
  * begins), `PREFETCH` (the worker's lease-ahead limit; the engine's default when unset), `WATCH_BATCH`
  * (follow that batch's events: write `Watching` once subscribed, then `Watched` after the terminal event), `HOOK` (`none`; `record`: a settlement
- * hook that records a row; `hang`: records a row, writes `HookStarted` and never commits).
+ * hook that records a row; `hang`: records a row, writes `HookStarted` and never commits), `STEPS` (run
+ * the workflow as two durable steps, recording each step run in `step_runs`).
  */
 import { Ids } from "@effect-batch/domain"
 import { BatchOrchestrator, EffectBatch, Worker, WorkflowRegistry } from "@effect-batch/server"
@@ -20,7 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { durableWork, emit, HookStarted, Ready, recordingHook, Watched, Watching } from "./Durable.js"
+import { durableWork, emit, HookStarted, Ready, recordingHook, steppedWork, Watched, Watching } from "./Durable.js"
 import { caller } from "./Harness.js"
 
 const settings = Config.all({
@@ -32,7 +33,8 @@ const settings = Config.all({
   logStarts: Config.boolean("LOG_STARTS").pipe(Config.withDefault(false)),
   prefetch: Config.option(Config.integer("PREFETCH")),
   watch: Config.option(Config.string("WATCH_BATCH")),
-  hook: Config.literal("none", "record", "hang")("HOOK").pipe(Config.withDefault("none"))
+  hook: Config.literal("none", "record", "hang")("HOOK").pipe(Config.withDefault("none")),
+  steps: Config.boolean("STEPS").pipe(Config.withDefault(false))
 })
 
 type Settings = Config.Config.Success<typeof settings>
@@ -46,7 +48,7 @@ const layer = (s: Settings) => {
         ? (record) => emit(HookStarted.make({ owner: s.owner, batchId: record.id })).pipe(Effect.zipRight(Effect.never))
         : undefined
     })
-  const workflow = durableWork({
+  const workflow = s.steps ? steppedWork({ itemMs: s.itemMs, owner: s.owner }) : durableWork({
     itemMs: s.itemMs,
     owner: s.owner,
     onAttempt: s.logAttempts ? emit : undefined,

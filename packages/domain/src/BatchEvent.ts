@@ -112,6 +112,19 @@ export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
   completed: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),
   of: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { exact: true })
 })
+/**
+ * A person re-ran an item from a named step: the stored outputs of that step and of the steps that
+ * completed after it were discarded, and the item was queued again.
+ *
+ * @since 0.3.0
+ */
+export const StepsDiscarded = Schema.TaggedStruct("StepsDiscarded", {
+  ...common,
+  itemKey: ItemKey,
+  step: Schema.String,
+  discarded: Schema.Array(Schema.String),
+  actor: Actor
+})
 /** @since 0.1.0 */
 export const ItemQuarantined = Schema.TaggedStruct("ItemQuarantined", {
   ...common,
@@ -173,6 +186,7 @@ export const BatchEvent = Schema.Union(
   ItemRetryScheduled,
   ItemTimedOut,
   StepCompleted,
+  StepsDiscarded,
   ItemQuarantined,
   ItemReleased,
   ItemSkipped,
@@ -211,6 +225,7 @@ const tagRecord: { readonly [K in Tag]: null } = {
   ItemRetryScheduled: null,
   ItemTimedOut: null,
   StepCompleted: null,
+  StepsDiscarded: null,
   ItemQuarantined: null,
   ItemReleased: null,
   ItemSkipped: null,

@@ -160,6 +160,17 @@ export const ReleaseQuarantinedPayload = Schema.Struct({
 })
 
 /**
+ * The payload of `RerunFromStep`: the items to run again from the named durable step.
+ *
+ * @since 0.3.0
+ */
+export const RerunFromStepPayload = Schema.Struct({
+  ...ById,
+  itemKeys: Schema.Array(ItemKey).pipe(Schema.minItems(1), Schema.maxItems(10_000)),
+  step: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+})
+
+/**
  * The payload of `UpdateConfig`.
  *
  * @since 0.1.0
@@ -210,6 +221,11 @@ export class BatchRpcs extends RpcGroup.make(
   Rpc.make("ReleaseQuarantined", {
     payload: ReleaseQuarantinedPayload,
     success: Schema.Struct({ released: Schema.NonNegativeInt }),
+    error: CommandErrors
+  }),
+  Rpc.make("RerunFromStep", {
+    payload: RerunFromStepPayload,
+    success: Schema.Struct({ requeued: Schema.NonNegativeInt, discarded: Schema.NonNegativeInt }),
     error: CommandErrors
   }),
   Rpc.make("UpdateConfig", { payload: UpdateConfigPayload, success: BatchView, error: CommandErrors })

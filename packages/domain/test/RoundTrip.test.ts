@@ -97,6 +97,7 @@ describe("BatchEvent", () => {
     ItemRetryScheduled: BatchEvent.ItemRetryScheduled,
     ItemTimedOut: BatchEvent.ItemTimedOut,
     StepCompleted: BatchEvent.StepCompleted,
+    StepsDiscarded: BatchEvent.StepsDiscarded,
     ItemQuarantined: BatchEvent.ItemQuarantined,
     ItemReleased: BatchEvent.ItemReleased,
     ItemSkipped: BatchEvent.ItemSkipped,
@@ -104,9 +105,9 @@ describe("BatchEvent", () => {
     ProgressSnapshot: BatchEvent.ProgressSnapshot
   }
 
-  it("covers all 23 event tags, and the exported list of tags is the union's", () => {
-    assert.strictEqual(BatchEvent.BatchEvent.members.length, 23)
-    assert.strictEqual(Record.keys(schemas).length, 23)
+  it("covers all 24 event tags, and the exported list of tags is the union's", () => {
+    assert.strictEqual(BatchEvent.BatchEvent.members.length, 24)
+    assert.strictEqual(Record.keys(schemas).length, 24)
     assert.deepStrictEqual([...BatchEvent.tags].sort(), Record.keys(schemas).sort())
     assert.deepStrictEqual(Record.keys(Samples.events), Record.keys(schemas))
   })

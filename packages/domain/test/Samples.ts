@@ -155,6 +155,13 @@ export const events: { readonly [T in BatchEvent.Tag]: Extract<BatchEvent.BatchE
     completed: 2,
     of: 3
   }),
+  StepsDiscarded: BatchEvent.StepsDiscarded.make({
+    ...common,
+    itemKey,
+    step: "entities",
+    discarded: ["entities", "relations"],
+    actor: "ann"
+  }),
   ItemQuarantined: BatchEvent.ItemQuarantined.make({ ...common, itemKey, reason: "failed in 2 round(s)" }),
   ItemReleased: BatchEvent.ItemReleased.make({ ...common, itemKey, actor: "ann" }),
   ItemSkipped: BatchEvent.ItemSkipped.make({ ...common, itemKey, reason: "aborted" }),

@@ -18,6 +18,7 @@ import { IdempotencyKey, ItemKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { toView } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
+import { EventLog } from "@effect-batch/tables/EventLog"
 import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
@@ -158,6 +159,17 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     batchId: Ids.BatchId,
     keys?: ReadonlyArray<Ids.ItemKey>
   ) => Effect.Effect<{ readonly released: number }, CommandError>
+  /**
+   * Runs items of a settled batch again from a named durable step: the stored outputs of that step
+   * and of the steps each item completed after it are discarded (a `StepsDiscarded` event per item),
+   * and the items are queued again, whatever their outcome. Items that never stored the step run
+   * again from their first incomplete step.
+   */
+  readonly rerunFromStep: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    options: { readonly keys: ReadonlyArray<Ids.ItemKey>; readonly step: string }
+  ) => Effect.Effect<{ readonly requeued: number; readonly discarded: number }, CommandError>
   /** Changes concurrency, rate limits, error budget or breaker of a batch, also while it runs. */
   readonly updateConfig: (
     caller: Caller,
@@ -225,6 +237,7 @@ export const make = Effect.gen(function*() {
   const worker = yield* Worker
   const registry = yield* WorkflowRegistry
   const stepRepo = yield* StepRepo
+  const eventLog = yield* EventLog
   const limits = yield* OrchestratorLimits
 
   const actorOf = (caller: Caller) => caller.actor ?? caller.tenant
@@ -426,6 +439,48 @@ export const make = Effect.gen(function*() {
         Effect.catchTag("InvalidTransition", (error) =>
           Effect.fail(new Errors.InvalidTransition({ state: error.state, command: "ReleaseQuarantined" })))
       ),
+    rerunFromStep: (caller, batchId, options) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        if (record.state._tag !== "Completed" && record.state._tag !== "Failed") {
+          return yield* new Errors.InvalidTransition({ state: record.state._tag, command: "RerunFromStep" })
+        }
+        const totals = { requeued: 0, discarded: 0 }
+        yield* worker.runPendingHook(batchId)
+        yield* command(
+          caller,
+          batchId,
+          (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: options.keys.length }),
+          (current, now): Effect.Effect<void, SqlError> =>
+            Effect.gen(function*() {
+              const discarded = yield* stepRepo.discardFrom({ batchId, keys: options.keys, step: options.step })
+              totals.discarded = discarded.reduce((n, d) => n + d.discarded.length, 0)
+              yield* eventLog.append(
+                batchId,
+                discarded.map((d) => ({
+                  _tag: "StepsDiscarded" as const,
+                  // the keys were decoded at the edge and found among the batch's stored steps
+                  itemKey: ItemKey.make(d.key, true),
+                  step: options.step,
+                  discarded: d.discarded,
+                  actor: actorOf(caller)
+                })),
+                now
+              )
+              for (const from of ["succeeded", "failed", "quarantined"] as const) {
+                totals.requeued += yield* items.requeue({
+                  batchId,
+                  from,
+                  keys: options.keys,
+                  round: current.round + 1,
+                  actor: actorOf(caller),
+                  now
+                })
+              }
+            })
+        )
+        return totals
+      }),
     updateConfig: (caller, batchId, patch) =>
       command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch })),
     events: eventsOf,
@@ -456,7 +511,7 @@ export const make = Effect.gen(function*() {
 })
 
 /**
- * The orchestrator layer. Needs the repositories (`BatchRepo`, `ItemRepo`, `ItemReader`, `EventLog`),
+ * The orchestrator layer. Needs the repositories (`BatchRepo`, `ItemRepo`, `ItemReader`, `EventLog`, `StepRepo`),
  * the state machine, the event fan-out, the worker and a workflow registry.
  *
  * @since 0.1.0

@@ -40,6 +40,9 @@ export interface Recorded {
 
 const StepRow = Schema.Struct({ name: Schema.String, idx: Schema.Number, output: Schema.Unknown })
 const decodeSteps = Schema.decodeUnknown(Schema.Array(StepRow))
+const decodeDiscarded = Schema.decodeUnknown(
+  Schema.Array(Schema.Struct({ key: Schema.String, name: Schema.String, ord: Schema.Number }))
+)
 const decodeOrd = Schema.decodeUnknown(Schema.Array(Schema.Struct({ ord: Schema.Number })))
 
 /**
@@ -113,13 +116,40 @@ export class StepRepo extends Effect.Service<StepRepo>()("@effect-batch/StepRepo
         Effect.withSpan("StepRepo.record", { attributes: { batchId: options.batchId, step: options.name } })
       )
 
+    /**
+     * Discards, for each of `keys`, the stored output of the first call of `step` and of every step
+     * the item completed after it; gives what each item lost, in completion order.
+     */
+    const discardFrom = (options: {
+      readonly batchId: Ids.BatchId
+      readonly keys: ReadonlyArray<string>
+      readonly step: string
+    }): Effect.Effect<ReadonlyArray<{ readonly key: string; readonly discarded: ReadonlyArray<string> }>, SqlError> =>
+      sql`DELETE FROM ${steps} s USING ${steps} f
+        WHERE f.batch_id = ${options.batchId}::uuid AND f.name = ${options.step} AND f.idx = 0
+          AND f.item_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(options.keys)}::text::jsonb))
+          AND s.batch_id = f.batch_id AND s.item_key = f.item_key AND s.ord >= f.ord
+        RETURNING s.item_key AS key, s.name AS name, s.ord AS ord`.pipe(
+        Effect.flatMap(decodeDiscarded),
+        Effect.catchTag("ParseError", Effect.die),
+        Effect.map((rows) => {
+          const byKey = new Map<string, Array<{ readonly name: string; readonly ord: number }>>()
+          for (const row of rows) byKey.set(row.key, [...(byKey.get(row.key) ?? []), row])
+          return [...byKey].map(([key, list]) => ({
+            key,
+            discarded: [...list].sort((a, b) => a.ord - b.ord).map((r) => r.name)
+          }))
+        }),
+        Effect.withSpan("StepRepo.discardFrom", { attributes: { batchId: options.batchId, step: options.step } })
+      )
+
     /** How many steps the items of a batch have stored. */
     const countForBatch = (batchId: Ids.BatchId): Effect.Effect<number, SqlError> =>
       sql<{ n: number }>`SELECT count(*)::int AS n FROM ${steps} WHERE batch_id = ${batchId}::uuid`.pipe(
         Effect.map((rows) => Number(rows[0]?.n ?? 0))
       )
 
-    return { load, record, countForBatch } as const
+    return { load, record, discardFrom, countForBatch } as const
   }),
   dependencies: [EventLog.Default]
 }) {}

@@ -867,7 +867,7 @@ for (const [name, db] of TestDatabase.databases) {
 
           // the new version starts
           const applied = yield* Migrations.run
-          assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[3, "shares"]])
+          assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[3, "shares"], [4, "steps"]])
           const functions = yield* sql<{ proname: string }>`SELECT proname FROM pg_proc
             WHERE proname LIKE ${`${t.prefix}%`} ORDER BY proname`
           assert.deepStrictEqual(

@@ -78,6 +78,8 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
     Reject: ({ batchId, note }) => as((c) => orchestrator.reject(c, batchId, note)),
     RetryFailed: ({ batchId, dryRun }) => as((c) => orchestrator.retryFailed(c, batchId, { dryRun })),
     ReleaseQuarantined: ({ batchId, itemKeys }) => as((c) => orchestrator.releaseQuarantined(c, batchId, itemKeys)),
+    RerunFromStep: ({ batchId, itemKeys, step }) =>
+      as((c) => orchestrator.rerunFromStep(c, batchId, { keys: itemKeys, step })),
     UpdateConfig: ({ batchId, patch }) => as((c) => orchestrator.updateConfig(c, batchId, patch))
   })
 }))

@@ -105,7 +105,7 @@ export const make = (deps: {
    */
   const requeue = (options: {
     readonly batchId: Ids.BatchId
-    readonly from: "failed" | "quarantined"
+    readonly from: "failed" | "quarantined" | "succeeded"
     readonly keys?: ReadonlyArray<string> | undefined
     readonly round: number
     readonly actor: string
@@ -116,7 +116,9 @@ export const make = (deps: {
       WITH upd AS (
         UPDATE ${items} SET state = 'queued', round = ${options.round}, consumed = 0, throttles = 0,
           due_at_ms = NULL, reason = NULL,
-          rounds_failed = ${options.from === "failed" ? sql`rounds_failed + 1` : sql`0`}
+          rounds_failed = ${
+        options.from === "failed" ? sql`rounds_failed + 1` : options.from === "quarantined" ? sql`0` : sql`rounds_failed`
+      }
         WHERE batch_id = ${options.batchId}::uuid AND state = ${options.from}
           ${
         options.keys === undefined
@@ -129,7 +131,13 @@ export const make = (deps: {
       ), ub AS (
         UPDATE ${batches} SET queued = queued + agg.n,
           claim_cursor = LEAST(claim_cursor, COALESCE(agg.lowest - 1, claim_cursor)),
-          ${options.from === "failed" ? sql`failed = failed - agg.n` : sql`quarantined = quarantined - agg.n`},
+          ${
+        options.from === "failed"
+          ? sql`failed = failed - agg.n`
+          : options.from === "quarantined"
+          ? sql`quarantined = quarantined - agg.n`
+          : sql`succeeded = succeeded - agg.n`
+      },
           consecutive_failures = 0, updated_at_ms = ${options.now}
         FROM agg WHERE id = ${options.batchId}::uuid
       )
