@@ -117,7 +117,11 @@ export const make = (deps: {
         UPDATE ${items} SET state = 'queued', round = ${options.round}, consumed = 0, throttles = 0,
           due_at_ms = NULL, reason = NULL,
           rounds_failed = ${
-        options.from === "failed" ? sql`rounds_failed + 1` : options.from === "quarantined" ? sql`0` : sql`rounds_failed`
+        options.from === "failed"
+          ? sql`rounds_failed + 1`
+          : options.from === "quarantined"
+          ? sql`0`
+          : sql`rounds_failed`
       }
         WHERE batch_id = ${options.batchId}::uuid AND state = ${options.from}
           ${
