@@ -23,6 +23,8 @@ import pg from "pg"
 import { type Result, resultPrefix, serverUrl } from "./src/Harness.js"
 
 const here = Path.dirname(Url.fileURLToPath(import.meta.url))
+// runs a workspace TypeScript file: tsx, with the workspace packages resolved to their sources
+const fromSource = ["--conditions=@effect-batch/source", "--import", "tsx"]
 const args = process.argv.slice(2)
 const flag = (name: string) => {
   const i = args.indexOf(`--${name}`)
@@ -77,7 +79,7 @@ const runChild = (job: Job) =>
   new Promise<Array<Result>>((resolve, reject) => {
     const proc = ChildProcess.spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
+      ["--expose-gc", ...fromSource, Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
       { stdio: ["ignore", "pipe", "inherit"] }
     )
     let output = ""
@@ -385,7 +387,7 @@ const runChildGuarded = (job: Job) =>
   new Promise<{ readonly results: Array<Result>; readonly error?: string }>((resolve) => {
     const proc = ChildProcess.spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
+      ["--expose-gc", ...fromSource, Path.join(here, "child.ts"), job.name, JSON.stringify(job.options)],
       { stdio: ["ignore", "pipe", "inherit"], detached: true }
     )
     activeChild = proc
@@ -433,7 +435,7 @@ const compareMain = async () => {
   const resultsDir = Path.join(here, "results")
   Fs.mkdirSync(resultsDir, { recursive: true })
   const file = Path.join(resultsDir, `compare-${started.toISOString().replaceAll(":", "-").replace(/\..*/, "")}.json`)
-  const command = ["node", "--import", "tsx", "bench/run.ts", ...args].join(" ")
+  const command = ["node", ...fromSource, "bench/run.ts", ...args].join(" ")
   const runs: Array<Run> = []
   const save = () =>
     Fs.writeFileSync(

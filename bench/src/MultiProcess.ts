@@ -23,7 +23,14 @@ const spawnWorker = (url: string, owner: string) =>
     Effect.async<ChildProcess.ChildProcess, Error>((resume) => {
       const proc = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", child, "worker", JSON.stringify({ url, owner, pollMs: workerPollMs })],
+        [
+          "--conditions=@effect-batch/source",
+          "--import",
+          "tsx",
+          child,
+          "worker",
+          JSON.stringify({ url, owner, pollMs: workerPollMs })
+        ],
         { stdio: ["ignore", "pipe", "inherit"] }
       )
       let output = ""

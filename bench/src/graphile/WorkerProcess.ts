@@ -90,7 +90,7 @@ export const spawnGraphileWorker = (options: WorkerProcessOptions, onProgress: (
     Effect.async<{ readonly proc: ChildProcess.ChildProcess; readonly handle: WorkerHandle }, Error>((resume) => {
       const proc = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", child, "graphile-worker", JSON.stringify(options)],
+        ["--conditions=@effect-batch/source", "--import", "tsx", child, "graphile-worker", JSON.stringify(options)],
         { stdio: ["pipe", "pipe", "inherit"] }
       )
       let handled = 0
