@@ -1,6 +1,11 @@
 import { defineConfig } from "vitest/config"
 
+// The workspace packages' TypeScript sources (their `@effect-batch/source` export condition) before
+// vitest's default server conditions, which a condition list set here replaces.
+const conditions = ["@effect-batch/source", "node", "development|production"]
+
 export default defineConfig({
+  ssr: { resolve: { conditions } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/build/**"],

@@ -3,12 +3,14 @@
  * header), each checked to receive the complete ordered, gapless sequence up to the terminal event, and
  * the latency from commit to receipt.
  *
- *   node --import tsx bench/SseFanout.ts       1,000 subscribers, 500 items (concurrency 10, 20 ms each), on
- *                                              Postgres then on the embedded database
- *   node --import tsx bench/SseFanout.ts --db postgres --subscribers 1000 --items 30 --concurrency 1 --ms 1000
+ * (`bun run bench:sse`, or node with `--conditions=@effect-batch/source --import tsx`):
+ *
+ *   bench/SseFanout.ts       1,000 subscribers, 500 items (concurrency 10, 20 ms each), on Postgres then on
+ *                            the embedded database
+ *   bench/SseFanout.ts --db postgres --subscribers 1000 --items 30 --concurrency 1 --ms 1000
  *   (also --connect-concurrency 100: subscribers connecting at once; --timeout 1800: seconds to wait for them)
- *   node --import tsx bench/SseFanout.ts --profile /tmp/sse    CPU profiles of the server while subscribers
- *                                  connect and while the batch runs: /tmp/sse-postgres-{connect,run}.cpuprofile
+ *   bench/SseFanout.ts --profile /tmp/sse    CPU profiles of the server while subscribers connect and while
+ *                                            the batch runs: /tmp/sse-postgres-{connect,run}.cpuprofile
  *
  * The server (`sse/Server.ts`) runs in a child process on a fresh database, with one batch whose items
  * wait for a gate. This process connects every subscriber (`sse/Subscribers.ts`), waits until each has
@@ -50,7 +52,7 @@ const spawnServer = (options: ServerOptions) =>
       const exited = yield* Deferred.make<number | null>()
       const child = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", self, "--serve", JSON.stringify(options)],
+        ["--conditions=@effect-batch/source", "--import", "tsx", self, "--serve", JSON.stringify(options)],
         { stdio: ["pipe", "pipe", "inherit"] }
       )
       Readline.createInterface({ input: child.stdout }).on("line", (line) => {

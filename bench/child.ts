@@ -1,5 +1,5 @@
 /**
- * One benchmark in a fresh process: `node --import tsx bench/child.ts <name> '<json options>'`.
+ * One benchmark in a fresh process: `node --conditions=@effect-batch/source --import tsx bench/child.ts <name> '<json options>'`.
  * Prints one `BENCH_RESULT {json}` line per measurement for `run.ts`.
  */
 import * as Effect from "effect/Effect"

@@ -51,6 +51,8 @@ if (!args.includes("--sources")) {
     format: "esm",
     target: "node20",
     external: ["@electric-sql/pglite", "pg-native", "graphile-worker"],
+    // the workspace packages from their sources, as in development: nothing needs building first
+    conditions: ["@effect-batch/source"],
     // the bundle is ESM; CommonJS dependencies inside it still call `require`
     banner: {
       js:
@@ -460,7 +462,7 @@ const compareMain = async () => {
   const resultsDir = Path.join(here, "results")
   Fs.mkdirSync(resultsDir, { recursive: true })
   const file = Path.join(resultsDir, `compare-${started.toISOString().replaceAll(":", "-").replace(/\..*/, "")}.json`)
-  const command = ["node", "--import", "tsx", "bench/run.ts", ...args].join(" ")
+  const command = ["node", "--conditions=@effect-batch/source", "--import", "tsx", "bench/run.ts", ...args].join(" ")
   const runs: Array<Run> = []
   const save = () =>
     Fs.writeFileSync(

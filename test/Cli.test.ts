@@ -21,7 +21,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.async<Run>((resume) => {
     const child = ChildProcess.execFile(
       process.execPath,
-      ["--import", "tsx", bin, ...args],
+      ["--conditions=@effect-batch/source", "--import", "tsx", bin, ...args],
       { env: { ...process.env, ...env, CI: "" }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) =>
         resume(

@@ -14,7 +14,18 @@ const demo = (dataDir: string) =>
     delete env["EFFECT_BATCH_TOKENS"]
     const child = ChildProcess.execFile(
       process.execPath,
-      ["--import", "tsx", bin, "demo", "--until-review", "--items", "50", "--port", "0"],
+      [
+        "--conditions=@effect-batch/source",
+        "--import",
+        "tsx",
+        bin,
+        "demo",
+        "--until-review",
+        "--items",
+        "50",
+        "--port",
+        "0"
+      ],
       { env, timeout: 120_000 },
       (error, stdout, stderr) =>
         resume(

@@ -78,7 +78,7 @@ const outputTail = 20_000
 const pollSchedule = Schedule.spaced("10 millis")
 
 /**
- * Starts `node --import tsx test/support/WorkerProcess.ts` on the database at `url`; SIGKILLs it when
+ * Starts `node --conditions=@effect-batch/source --import tsx test/support/WorkerProcess.ts` on the database at `url`; SIGKILLs it when
  * the scope closes (if it still runs).
  */
 export const spawnWorker = (options: {
@@ -88,7 +88,12 @@ export const spawnWorker = (options: {
 }) =>
   Effect.acquireRelease(
     Effect.sync((): WorkerProcess => {
-      const proc = ChildProcess.spawn(process.execPath, ["--import", "tsx", script], {
+      const proc = ChildProcess.spawn(process.execPath, [
+        "--conditions=@effect-batch/source",
+        "--import",
+        "tsx",
+        script
+      ], {
         cwd: repoRoot,
         env: { ...process.env, ...options.env, DATABASE_URL: options.url, OWNER: options.owner },
         // stdin stays open: the worker process exits when it closes (when this process dies)

@@ -1,5 +1,5 @@
 /**
- * A worker process for the durability tests: `node --import tsx test/support/WorkerProcess.ts`.
+ * A worker process for the durability tests: `node --conditions=@effect-batch/source --import tsx test/support/WorkerProcess.ts`.
  *
  * Environment: `DATABASE_URL` (required), `OWNER` (its lease owner name), `ITEM_MS` (real time per
  * item), `POLL_MS` (how often its worker loop looks for work and pending hooks), `LOG_ATTEMPTS` (write

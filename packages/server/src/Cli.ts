@@ -11,7 +11,9 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Module from "node:module"
 import { BatchClient, layerFetch } from "./BatchClient.js"
 import { parseItems } from "./Cli/Items.js"
 import * as Serve from "./Cli/Serve.js"
@@ -181,9 +183,14 @@ export const command = Command.make("effect-batch").pipe(
   ])
 )
 
+// package.json sits one level above this module in both `src` and `dist`
+const { version } = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
+  Module.createRequire(import.meta.url)("../package.json")
+)
+
 /**
  * Runs the command line on `argv`.
  *
  * @since 0.1.0
  */
-export const run = Command.run(command, { name: "effect-batch", version: "0.1.0" })
+export const run = Command.run(command, { name: "effect-batch", version })
