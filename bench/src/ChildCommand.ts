@@ -16,5 +16,7 @@ const sources = Path.join(Path.dirname(Url.fileURLToPath(import.meta.url)), ".."
 /** The Node arguments that run `child.ts` with `args`, before any extra Node flags of the caller. */
 export const childArgs = (args: ReadonlyArray<string>): Array<string> => {
   const bundle = process.env[bundleVariable]
-  return bundle !== undefined && bundle !== "" ? [bundle, ...args] : ["--conditions=@effect-batch/source", "--import", "tsx", sources, ...args]
+  return bundle !== undefined && bundle !== ""
+    ? [bundle, ...args]
+    : ["--conditions=@effect-batch/source", "--import", "tsx", sources, ...args]
 }
