@@ -195,7 +195,16 @@ const serve = (args: ReadonlyArray<string>, env: Record<string, string>) =>
       const childEnv: Record<string, string | undefined> = { ...process.env, ...env, EFFECT_BATCH_DATA_DIR: dataDir }
       delete childEnv["DATABASE_URL"]
       delete childEnv["EFFECT_BATCH_HOST"]
-      const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", bin, "serve", "--port", "0", ...args], {
+      const child = ChildProcess.spawn(process.execPath, [
+        "--conditions=@effect-batch/source",
+        "--import",
+        "tsx",
+        bin,
+        "serve",
+        "--port",
+        "0",
+        ...args
+      ], {
         env: childEnv,
         stdio: ["ignore", "pipe", "pipe"]
       })

@@ -187,6 +187,11 @@ for (const [name, db] of TestDatabase.databases) {
             assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), "gapless")
             const progress = yield* o.progress(caller, batch.id)
             assert.deepStrictEqual(progress.steps, { completed: 6, declared: 6 })
+            const page = yield* o.listItems(caller, batch.id, { limit: 10 })
+            assert.deepStrictEqual(page.items.map((i): [string, number | undefined] => [i.key, i.steps]), [["a", 3], [
+              "b",
+              3
+            ]])
           }))
       }))
 

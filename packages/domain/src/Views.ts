@@ -41,7 +41,9 @@ export class ItemView extends Schema.Class<ItemView>("ItemView")({
   ordinal: Schema.NonNegativeInt,
   round: Schema.NonNegativeInt,
   state: ItemState,
-  durationMs: Schema.optionalWith(Measure, { exact: true })
+  durationMs: Schema.optionalWith(Measure, { exact: true }),
+  /** how many durable steps the item has completed (stored), when it has any */
+  steps: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
 }) {}
 
 /**

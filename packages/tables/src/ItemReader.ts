@@ -29,7 +29,9 @@ const ItemRow = Schema.Struct({
   output: Schema.Unknown,
   last_error: Schema.Unknown,
   reason: Schema.NullOr(Schema.String),
-  duration_ms: Schema.NullOr(Num)
+  duration_ms: Schema.NullOr(Num),
+  /** the item's stored durable steps (read for pages of items, not for results) */
+  steps: Schema.optional(Num)
 })
 type ItemRow = typeof ItemRow.Type
 
@@ -84,7 +86,8 @@ const toView = (row: ItemRow) =>
       ordinal: row.ordinal,
       round: row.round,
       state: yield* stateOf(row),
-      ...(row.duration_ms === null ? {} : { durationMs: row.duration_ms })
+      ...(row.duration_ms === null ? {} : { durationMs: row.duration_ms }),
+      ...(row.steps === undefined || row.steps === 0 ? {} : { steps: row.steps })
     })
   })
 
@@ -113,6 +116,8 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
     const t = yield* Tables
     const items = sql(t.items)
     const columns = sql.literal(itemColumns(t.shares))
+    const pageColumns = sql.literal(`${itemColumns(t.shares)},
+      (SELECT count(*)::int FROM ${t.steps} st WHERE st.batch_id = i.batch_id AND st.item_key = i.key) AS steps`)
     const decodeRows = Schema.decodeUnknown(Schema.Array(ItemRow))
 
     const page = (batchId: Ids.BatchId, options: {
@@ -120,7 +125,7 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
       readonly after?: string | undefined
       readonly limit: number
     }) =>
-      sql`SELECT ${columns} FROM ${items} i
+      sql`SELECT ${pageColumns} FROM ${items} i
         WHERE batch_id = ${batchId}::uuid
         ${options.state === undefined ? sql`` : sql`AND state = ANY(${itemStateColumns[options.state]}::text[])`}
         ${options.after === undefined ? sql`` : sql`AND key > ${options.after}`}

@@ -19,7 +19,7 @@ var ALLOWED = {
 };
 var COMMANDS = { pause: "Pause", resume: "Resume", cancel: "Cancel", approve: "Approve", reject: "Reject" };
 var ui = { batchId: null, batch: null, source: null, filter: "", items: [], cursor: null, refreshTimer: null,
-  itemsTimer: null, listTimer: null, started: false };
+  itemsTimer: null, listTimer: null, started: false, stepsPerItem: 0 };
 
 function isTerminal(state) { return TERMINAL.indexOf(state._tag) >= 0; }
 
@@ -180,6 +180,7 @@ function renderBatch(b, p) {
   setText("total", String(n));
   setText("percent", n > 0 ? "(" + Math.floor(100 * done / n) + "%)" : "");
   setText("throughput", p.itemsPerSecond.toFixed(1) + " items/s");
+  ui.stepsPerItem = p.steps !== undefined && p.steps.declared !== undefined && n > 0 ? p.steps.declared / n : 0;
   setText("steps", p.steps === undefined ? "–" :
     p.steps.completed + (p.steps.declared === undefined ? "" : " / " + p.steps.declared));
   setText("eta", isTerminal(b.state) || b.state._tag === "AwaitingReview" ? "done" : formatDuration(p.etaSeconds));

@@ -52,6 +52,7 @@ function itemRow(item) {
     h("td", null, badge(s._tag)),
     h("td", null, String(attempts)),
     h("td", null, String(item.round)),
+    h("td", null, item.steps === undefined ? "" : ui.stepsPerItem ? item.steps + " / " + ui.stepsPerItem : String(item.steps)),
     h("td", null, item.durationMs === undefined ? "" : formatMs(item.durationMs)),
     h("td", { className: "err" }, error));
 }

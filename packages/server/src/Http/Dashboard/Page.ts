@@ -77,7 +77,7 @@ export const html = `<!doctype html>
           <label>State <select id="filter"></select></label>
         </div>
         <table class="items">
-          <thead><tr><th>Key</th><th>State</th><th>Attempts</th><th>Round</th><th>Duration</th><th>Error</th></tr></thead>
+          <thead><tr><th>Key</th><th>State</th><th>Attempts</th><th>Round</th><th>Steps</th><th>Duration</th><th>Error</th></tr></thead>
           <tbody id="item-rows"></tbody>
         </table>
         <button id="more" hidden>Load more</button>
