@@ -286,7 +286,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
             batchId,
             declared: workflow.value.steps,
             maxOutputBytes: options.maxStepOutputBytes,
-            committed: announcer.committed
+            record: (step) => committer.step({ _tag: "Step", step })
           }),
           spawn: (executor) => FiberSet.run(parts, executor)
         })

@@ -49,7 +49,7 @@ export class EventLog extends Effect.Service<EventLog>()("@effect-batch/EventLog
             payload: e.payload
           }))
           return sql<{ seq: number }>`SELECT ${appendFn}(${batchId}::uuid, ${now}::bigint,
-            ${JSON.stringify(rows)}::text::jsonb, NULL, NULL) AS seq`
+            ${JSON.stringify(rows)}::text::jsonb, NULL, NULL, NULL) AS seq`
         }),
         Effect.map((rows) => Number(rows[0]?.seq ?? 0)),
         Effect.withSpan("EventLog.append", { attributes: { batchId, events: drafts.length } })

@@ -20,6 +20,9 @@ import { type TableNames, Tables } from "./Tables.js"
  * @since 0.2.0
  */
 export const statements = (t: TableNames): ReadonlyArray<string> => [
+  // the signatures of earlier versions: a changed parameter list would otherwise add an overload
+  `DROP FUNCTION IF EXISTS ${t.prefix}append_events(uuid, bigint, jsonb, int[], int[])`,
+  `DROP FUNCTION IF EXISTS ${t.prefix}commit(uuid, text, bigint, bigint, int, int, jsonb, jsonb, jsonb)`,
   appendEvents(t),
   share(t),
   renew(t),

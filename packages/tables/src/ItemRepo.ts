@@ -48,12 +48,27 @@ export interface Outcome {
 }
 
 /**
- * One entry of a group commit: an attempt started executing, or an attempt finished.
+ * A durable step an attempt completed: its `index`-th call of `name`, with the encoded output (JSON
+ * text) and its `StepCompleted` event.
+ *
+ * @since 0.3.0
+ */
+export interface CompletedStep {
+  readonly item: ClaimedItem
+  readonly name: string
+  readonly index: number
+  readonly outputJson: string
+  readonly event: BatchEvent.Draft
+}
+
+/**
+ * One entry of a group commit: an attempt started executing, completed a durable step, or finished.
  *
  * @since 0.2.0
  */
 export type Entry =
   | { readonly _tag: "Started"; readonly item: ClaimedItem; readonly atMs: number }
+  | { readonly _tag: "Step"; readonly step: CompletedStep }
   | { readonly _tag: "Finished"; readonly outcome: Outcome }
 
 /**
@@ -218,6 +233,7 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
         const marks = new Map<string, StartRow>()
         const matched = new Set<number>()
         const outcomes: Array<OutcomeRow> = []
+        const steps: Array<string> = []
         const events: Array<EventRow> = []
         let marked = 0
         for (const entry of options.entries) {
@@ -237,6 +253,18 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
                 round: item.round
               })
             ))
+          } else if (entry._tag === "Step") {
+            const { item, name, index, outputJson, event } = entry.step
+            const idx = steps.length
+            const mark = marks.get(item.key)
+            const sidx = mark !== undefined && mark.attempt === item.attempt ? mark.idx : null
+            // the output is JSON text already: it is spliced in, not encoded twice
+            steps.push(
+              `{"idx":${idx},"key":${JSON.stringify(item.key)},"attempt":${item.attempt},"name":${
+                JSON.stringify(name)
+              },"n":${index},"sidx":${sidx === null ? "null" : sidx},"output":${outputJson}}`
+            )
+            events.push(eventRow("p", idx, events.length, encodeDraftFast(event)))
           } else {
             const idx = outcomes.length
             const mark = marks.get(entry.outcome.key)
@@ -253,7 +281,7 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
         return sql<{ readonly r: unknown }>`SELECT ${commitFn}(${options.batchId}::uuid, ${options.owner}::text,
           ${options.now}::bigint, ${options.now + options.leaseMs}::bigint, ${options.executing}::int,
           ${options.wanted}::int, ${JSON.stringify(started)}::text::jsonb, ${JSON.stringify(outcomes)}::text::jsonb,
-          ${JSON.stringify(events)}::text::jsonb) AS r`
+          ${JSON.stringify(events)}::text::jsonb, ${`[${steps.join(",")}]`}::text::jsonb) AS r`
       }).pipe(
         Effect.flatMap(call(decodeCommit)),
         Effect.map(Option.map((row): CommitResult => ({

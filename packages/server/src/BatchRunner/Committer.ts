@@ -20,11 +20,10 @@ export interface Pending {
 }
 
 export interface Committer {
-  /** buffers a start mark; gives its position in the order of entries */
-  readonly started: (entry: Entry) => number
+  readonly started: (entry: Entry) => void
   readonly finished: (entry: Entry, decided: Decided) => void
-  /** waits until the entry at `position` (from `started`) is recorded */
-  readonly recorded: (position: number) => Effect.Effect<void>
+  /** buffers a completed durable step (after its attempt's start mark) */
+  readonly step: (entry: Entry) => void
   /** nothing is buffered or being written */
   readonly idle: () => boolean
   /** the loop; `onCommit` runs after every statement, in order */
@@ -39,14 +38,6 @@ export const make = (run: Run): Committer => {
   let buffer: Array<Pending> = []
   let inFlight: ReadonlyArray<Pending> = []
   const signal = Signal.make()
-  // entries are written in the order they are buffered: positions below `written` are recorded
-  let pushed = 0
-  let written = 0
-  const wrote = Signal.make()
-  const recorded = (position: number): Effect.Effect<void> =>
-    Effect.suspend(() =>
-      written > position ? Effect.void : Effect.flatMap(wrote.wait(() => written > position), () => recorded(position))
-    )
 
   const write = (group: ReadonlyArray<Pending>) =>
     Effect.gen(function*() {
@@ -62,14 +53,15 @@ export const make = (run: Run): Committer => {
     started: (entry) => {
       buffer.push({ entry })
       signal.notify()
-      return pushed++
+    },
+    step: (entry) => {
+      buffer.push({ entry })
+      signal.notify()
     },
     finished: (entry, decided) => {
       buffer.push({ entry, decided })
       signal.notify()
-      pushed++
     },
-    recorded,
     idle: () => buffer.length === 0 && inFlight.length === 0,
     run: (onCommit) =>
       Effect.gen(function*() {
@@ -87,8 +79,6 @@ export const make = (run: Run): Committer => {
             Effect.orDie
           )
           inFlight = []
-          written += group.length
-          wrote.notify()
           if (Option.isNone(result)) return
           yield* onCommit(group, result.value)
         }

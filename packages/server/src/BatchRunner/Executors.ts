@@ -106,7 +106,7 @@ export const make = (options: {
         const attempt = (item: ClaimedItem): Effect.Effect<boolean> => {
           run.nudge()
           const start = clock.unsafeCurrentTimeMillis()
-          const position = committer.started({ _tag: "Started", item, atMs: start })
+          committer.started({ _tag: "Started", item, atMs: start })
           run.inflight.add(item)
           const timeout = run.record.config.timeout
           watchdog.watch(fiber, start + Duration.toMillis(timeout))
@@ -119,7 +119,7 @@ export const make = (options: {
               attempt: item.attempt,
               round: item.round,
               limit: limiters.limit,
-              step: options.steps.forAttempt(itemKey, item.attempt, committer.recorded(position))
+              step: options.steps.forAttempt(item, itemKey)
             }))),
             (exit): Effect.Effect<boolean> => {
               const now = clock.unsafeCurrentTimeMillis()

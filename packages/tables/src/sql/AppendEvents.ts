@@ -1,8 +1,9 @@
 /**
  * `<prefix>append_events`: the one allocator of event sequence numbers. It bumps the batch's `seq`
  * by the number of events it stores and numbers them `base + 1 …` in `ord` order, in one statement,
- * so sequences stay gapless and unique under concurrent writers. With `p_started` / `p_applied`, only
- * the events of recorded start marks and outcomes are stored (see `Contract.eventColumns`).
+ * so sequences stay gapless and unique under concurrent writers. With `p_started` / `p_applied` /
+ * `p_steps`, only the events of recorded start marks, outcomes and steps are stored (see
+ * `Contract.eventColumns`).
  *
  * @since 0.2.0
  */
@@ -12,7 +13,7 @@ import { eventColumns, recordset } from "./Contract.js"
 /** @since 0.2.0 */
 export const appendEvents = (t: TableNames): string =>
   `CREATE OR REPLACE FUNCTION ${t.prefix}append_events(
-    p_batch uuid, p_now bigint, p_events jsonb, p_started int[], p_applied int[]
+    p_batch uuid, p_now bigint, p_events jsonb, p_started int[], p_applied int[], p_steps int[]
   ) RETURNS int LANGUAGE plpgsql AS $fn$
   DECLARE
     v_seq int;
@@ -20,6 +21,7 @@ export const appendEvents = (t: TableNames): string =>
     WITH ev AS (
       SELECT e.ord, e.tag, e.payload FROM jsonb_to_recordset(p_events) AS e(${recordset(eventColumns)})
       WHERE p_started IS NULL OR (e.kind = 's' AND e.idx = ANY(p_started)) OR (e.kind = 'o' AND e.idx = ANY(p_applied))
+        OR (e.kind = 'p' AND e.idx = ANY(p_steps))
     ), n AS (
       SELECT count(*)::int AS n FROM ev
     ), bump AS (

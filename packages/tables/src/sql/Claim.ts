@@ -47,10 +47,11 @@ export const claim = (t: TableNames): string =>
         UPDATE ${t.items} i SET state = 'leased', attempt = i.attempt + 1, lease_owner = p_owner
         FROM picked p
         WHERE i.ctid = p.tid
-        RETURNING ${claimedColumns.map((c) => `i.${c}`).join(", ")}, i.due_at_ms IS NULL AS fresh
+        RETURNING ${claimedColumns.map((c) => `i.${c}`).join(", ")}, i.due_at_ms IS NULL AS fresh,
+          EXISTS (SELECT 1 FROM ${t.steps} s WHERE s.batch_id = p_batch AND s.item_key = i.key) AS stored_steps
       )
       SELECT count(*)::int, (count(*) FILTER (WHERE upd.fresh))::int, max(upd.ordinal) FILTER (WHERE upd.fresh),
-        COALESCE(jsonb_agg(jsonb_build_array(${claimedColumns.map((c) => `upd.${c}`).join(", ")})
+        COALESCE(jsonb_agg(jsonb_build_array(${claimedColumns.map((c) => `upd.${c}`).join(", ")}, upd.stored_steps)
           ORDER BY upd.ordinal), '[]')
       INTO v_n, v_fresh, v_next, v_items
       FROM upd;

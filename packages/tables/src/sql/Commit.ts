@@ -5,6 +5,8 @@
  * `append_events`; and the owner's share, renewed. Returns which entries were recorded and the
  * batch's counters afterwards, or NULL when the batch does not exist.
  *
+ * Completed durable steps are stored first (fenced like the outcomes: the attempt must still be this
+ * owner's), each once: a step another attempt stored first is kept, and this one's event dropped.
  * A start mark and the outcome of the same attempt may arrive in one group (`sidx` names the mark):
  * then the outcome moves the item from leased to its state in one update, and the mark counts as
  * recorded. Outcomes are applied first, the remaining marks after.
@@ -15,26 +17,56 @@
  * @since 0.2.0
  */
 import type { TableNames } from "../Tables.js"
-import { outcomeColumns, recordset, startColumns } from "./Contract.js"
+import { outcomeColumns, recordset, startColumns, stepColumns } from "./Contract.js"
 
 /** @since 0.2.0 */
 export const commit = (t: TableNames): string =>
   `CREATE OR REPLACE FUNCTION ${t.prefix}commit(
     p_batch uuid, p_owner text, p_now bigint, p_lease_until bigint, p_executing int, p_wanted int,
-    p_started jsonb, p_outcomes jsonb, p_events jsonb
+    p_started jsonb, p_outcomes jsonb, p_events jsonb, p_steps jsonb
   ) RETURNS jsonb LANGUAGE plpgsql
   SET plan_cache_mode = force_generic_plan SET enable_bitmapscan = off SET enable_hashjoin = off
   SET enable_mergejoin = off SET enable_memoize = off
   AS $fn$
   DECLARE
     v_tag text; v_concurrency int; v_started int[] := '{}'; v_marked int := 0; v_applied int[] := '{}';
-    v_direct int[] := '{}';
+    v_direct int[] := '{}'; v_steps int[] := '{}';
     v_done int := 0; v_ok int := 0; v_retry int := 0; v_failed int := 0; v_quarantined int := 0;
     v_last_ok int; v_tail int := 0; v_seq int; v_slots int; b record;
   BEGIN
     SELECT state_tag, concurrency INTO v_tag, v_concurrency FROM ${t.batches} WHERE id = p_batch FOR UPDATE;
     IF NOT FOUND THEN
       RETURN NULL;
+    END IF;
+    IF jsonb_array_length(p_steps) > 0 THEN
+      -- The batch row is locked: no other commit of this batch runs, so a step not stored yet is
+      -- stored by this statement (each row found by primary key; no join over the group).
+      WITH x AS (
+        SELECT * FROM jsonb_to_recordset(p_steps) AS x(${recordset(stepColumns)})
+      ), ok AS (
+        SELECT x.* FROM x, LATERAL (
+          SELECT 1 FROM ${t.items}
+          WHERE batch_id = p_batch AND key = x.key AND lease_owner = p_owner AND attempt = x.attempt
+            AND (state = 'running' OR (state = 'leased' AND x.sidx IS NOT NULL))
+          LIMIT 1
+        ) fenced
+        LEFT JOIN LATERAL (
+          SELECT 1 AS found FROM ${t.steps} s
+          WHERE s.batch_id = p_batch AND s.item_key = x.key AND s.name = x.name AND s.idx = x.n
+          LIMIT 1
+        ) stored ON true
+        WHERE stored.found IS NULL
+      ), ins AS (
+        INSERT INTO ${t.steps} (batch_id, item_key, name, idx, ord, attempt, output, at_ms)
+        SELECT p_batch, ok.key, ok.name, ok.n,
+          (SELECT count(*) FROM ${t.steps} s WHERE s.batch_id = p_batch AND s.item_key = ok.key)
+            + row_number() OVER (PARTITION BY ok.key ORDER BY ok.idx) - 1,
+          -- a JSON null output arrives as SQL NULL from the record set
+          ok.attempt, COALESCE(ok.output, 'null'::jsonb), p_now
+        FROM ok
+        ON CONFLICT (batch_id, item_key, name, idx) DO NOTHING
+      )
+      SELECT COALESCE(array_agg(ok.idx), '{}') INTO v_steps FROM ok;
     END IF;
     IF jsonb_array_length(p_outcomes) > 0 THEN
       WITH x AS (
@@ -94,7 +126,7 @@ export const commit = (t: TableNames): string =>
         consecutive_failures = CASE WHEN v_last_ok IS NULL THEN consecutive_failures + v_tail ELSE v_tail END
       WHERE id = p_batch;
     END IF;
-    v_seq := ${t.prefix}append_events(p_batch, p_now, p_events, v_started, v_applied);
+    v_seq := ${t.prefix}append_events(p_batch, p_now, p_events, v_started, v_applied, v_steps);
     v_slots := ${t.prefix}share(p_batch, p_owner, p_now, p_lease_until, v_concurrency, v_tag = 'Running',
       p_executing, p_wanted);
     SELECT * INTO b FROM ${t.batches} WHERE id = p_batch;

@@ -72,8 +72,27 @@ export const outcomeColumns = {
 export type OutcomeRow = RowOf<typeof outcomeColumns>
 
 /**
- * An event to append: `kind` and `idx` name the start mark (`s`) or outcome (`o`) it belongs to, so
- * that only the events of recorded entries are stored; `x` is an event that belongs to no entry.
+ * A completed durable step of the attempt `attempt` of item `key`: its `n`-th call of `name`, with
+ * its encoded output; `sidx` names the attempt's start mark when it is in the same group.
+ *
+ * @since 0.3.0
+ */
+export const stepColumns = {
+  idx: "int",
+  key: "text",
+  attempt: "int",
+  name: "text",
+  n: "int",
+  output: "jsonb",
+  sidx: "int?"
+} as const satisfies Record<string, Column>
+/** @since 0.3.0 */
+export type StepRow = RowOf<typeof stepColumns>
+
+/**
+ * An event to append: `kind` and `idx` name the start mark (`s`), outcome (`o`) or step (`p`) it
+ * belongs to, so that only the events of recorded entries are stored; `x` is an event that belongs to
+ * no entry.
  *
  * @since 0.2.0
  */
@@ -88,7 +107,8 @@ export const eventColumns = {
 export type EventRow = RowOf<typeof eventColumns>
 
 /**
- * A claimed item, returned as a JSON array in this order (the cheapest form to build and to read).
+ * A claimed item, returned as a JSON array in this order (the cheapest form to build and to read),
+ * followed by whether the item has stored durable steps.
  *
  * @since 0.2.0
  */
@@ -118,6 +138,8 @@ export interface ClaimedItem {
   readonly throttles: number
   readonly round: number
   readonly rounds_failed: number
+  /** whether the item has stored durable steps (an attempt without any reads none) */
+  readonly storedSteps: boolean
 }
 
 /**
@@ -127,9 +149,9 @@ export interface ClaimedItem {
  * @since 0.2.0
  */
 export const claimedFromJson = (json: unknown): ClaimedItem => {
-  const row = Array.isArray(json) && json.length === claimedColumns.length ? json : undefined
+  const row = Array.isArray(json) && json.length === claimedColumns.length + 1 ? json : undefined
   if (row === undefined || typeof row[0] !== "string") {
-    throw new Error(`a claimed item is not [${claimedColumns.join(", ")}]: ${JSON.stringify(json)}`)
+    throw new Error(`a claimed item is not [${claimedColumns.join(", ")}, stored_steps]: ${JSON.stringify(json)}`)
   }
   return {
     key: String(row[0]),
@@ -139,6 +161,7 @@ export const claimedFromJson = (json: unknown): ClaimedItem => {
     consumed: Number(row[4]),
     throttles: Number(row[5]),
     round: Number(row[6]),
-    rounds_failed: Number(row[7])
+    rounds_failed: Number(row[7]),
+    storedSteps: row[8] === true
   }
 }
