@@ -24,9 +24,12 @@ class StageError extends Schema.TaggedError<StageError>()("StageError", {
 const Document = Schema.Struct({
   text: Schema.String,
   /** the stage that fails, and how */
-  fails: Schema.optionalWith(Schema.Literal("none", "relations-once", "entities-fatal", "mentions-twice"), {
-    default: () => "none"
-  })
+  fails: Schema.optionalWith(
+    Schema.Literal("none", "relations-once", "entities-fatal", "mentions-twice", "entities-slow", "relations-429"),
+    {
+      default: () => "none"
+    }
+  )
 })
 
 const Mentions = Schema.Array(Schema.String)
@@ -70,9 +73,10 @@ const linking = (runs: Runs) =>
           Effect.gen(function*() {
             yield* stage(runs, ctx.itemKey, "entities")
             if (doc.fails === "entities-fatal") return yield* new StageError({ stage: "entities", retryable: false })
+            if (doc.fails === "entities-slow") yield* Effect.sleep("10 seconds")
             return mentions.map((name) => ({ name, kind: name.length > 3 ? "org" : "person" }))
           }),
-          { output: Entities }
+          { output: Entities, timeout: "1 second" }
         )
         const relations = yield* ctx.step(
           "relations",
@@ -80,6 +84,9 @@ const linking = (runs: Runs) =>
             const n = yield* stage(runs, ctx.itemKey, "relations")
             if (doc.fails === "relations-once" && n === 1) {
               return yield* new StageError({ stage: "relations", retryable: true })
+            }
+            if (doc.fails === "relations-429" && n === 1) {
+              return yield* new Workflow.RateLimited({ retryAfter: Duration.seconds(2) })
             }
             return { pairs: entities.length * (entities.length - 1) / 2 }
           }),
@@ -266,6 +273,38 @@ for (const [name, db] of TestDatabase.databases) {
             assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 3)
             const events = yield* allEvents(o, batch.id)
             assert.deepStrictEqual(stepsOf(events, "a").map((e) => e.attempt), [1, 1, 1])
+          }))
+      }))
+
+    it.effect("a step past its own timeout fails the attempt as a timeout (StepTimedOut)", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-slow" }, {
+              retry: { maxAttempts: 1 }
+            })
+            const [result] = yield* results(o, batch.id)
+            assert.strictEqual(result?.state, "Failed")
+            assert.strictEqual(result?.error?.tag, "StepTimedOut")
+            assert.strictEqual(result?.error?.category, "timeout")
+            assert.include(result?.error?.message ?? "", `step "entities"`)
+          }))
+      }))
+
+    it.effect("a RateLimited inside a step consumes no attempt; the completed steps replay", () =>
+      Effect.gen(function*() {
+        const runs: Runs = yield* Ref.make({})
+        yield* withLinking(runs, (o) =>
+          Effect.gen(function*() {
+            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-429" }, {
+              retry: { maxAttempts: 1 }
+            })
+            const done = yield* o.get(caller, batch.id)
+            assert.strictEqual(done.counts.succeeded, 1, "the throttle did not use up the only attempt")
+            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
+            const events = yield* allEvents(o, batch.id)
+            assert.isTrue(events.some((e) => e._tag === "Throttled"))
           }))
       }))
 
