@@ -116,6 +116,44 @@ layer(server(TestDatabase.layerEmbedded), { timeout: "240 seconds", excludeTestS
       )
     }))
 
+  it.effect("rerun-from-step re-queues the named items of a settled batch; a rejected one refuses it", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const { id } = batchIdOf(
+        ok(yield* cli(["submit", writeItems(paced(3, 5), true), "--workflow", "paced", ...base]))
+      )
+      ok(yield* cli(["watch", id, ...base]))
+      assert.strictEqual(
+        ok(yield* cli(["rerun-from-step", id, "--step", "fetch", "--keys", "item-000,item-002", ...base])).trim(),
+        "re-queued 2 item(s), discarded 0 stored step(s)"
+      )
+      ok(yield* cli(["watch", id, ...base]))
+      const status = JSON.parse(ok(yield* cli(["status", id, ...base])))
+      assert.strictEqual(status.state._tag, "Completed")
+      assert.strictEqual(status.state.round, 2)
+      assert.strictEqual(status.counts.succeeded, 3)
+
+      const review = batchIdOf(
+        ok(
+          yield* cli([
+            "submit",
+            writeItems(paced(2, 5), true),
+            "--workflow",
+            "paced",
+            "--config",
+            "{\"review\":true}",
+            ...base
+          ])
+        )
+      )
+      ok(yield* cli(["watch", review.id, ...base]))
+      ok(yield* cli(["reject", review.id, ...base]))
+      const refused = yield* cli(["rerun-from-step", review.id, "--step", "fetch", "--keys", "item-000", ...base])
+      assert.notStrictEqual(refused.code, 0)
+      assert.include(refused.stderr, "InvalidTransition")
+      assert.include(refused.stderr, "RerunFromStep")
+    }))
+
   it.effect("fails with a typed error and a non-zero exit code", () =>
     Effect.gen(function*() {
       const base = yield* common

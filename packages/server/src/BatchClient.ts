@@ -117,6 +117,11 @@ export class BatchClient extends Context.Tag("@effect-batch/BatchClient")<BatchC
     batchId: string,
     options?: { readonly dryRun?: boolean | undefined }
   ) => Effect.Effect<Views.RedrivePlan, CommandError>
+  /** Runs items of a settled batch again from a named durable step (see `BatchOrchestrator`). */
+  readonly rerunFromStep: (
+    batchId: string,
+    options: { readonly itemKeys: ReadonlyArray<string>; readonly step: string }
+  ) => Effect.Effect<{ readonly requeued: number; readonly discarded: number }, CommandError>
   /** Releases quarantined items (all, or the given keys) back into the queue. */
   readonly releaseQuarantined: (
     batchId: string,
@@ -164,6 +169,7 @@ const decodeListItems = decoder(Rpcs.ListItemsPayload)
 const decodeProgress = decoder(Rpcs.StreamProgressPayload)
 const decodeCommand = decoder(Rpcs.CommandPayload)
 const decodeRetry = decoder(Rpcs.RetryFailedPayload)
+const decodeRerun = decoder(Rpcs.RerunFromStepPayload)
 const decodeRelease = decoder(Rpcs.ReleaseQuarantinedPayload)
 const decodeUpdate = decoder(Rpcs.UpdateConfigPayload)
 
@@ -252,6 +258,8 @@ export const make = (options: Options) =>
           decodeRetry(options.dryRun === undefined ? { batchId } : { batchId, dryRun: options.dryRun }),
           (payload) => rpc.RetryFailed(payload)
         ),
+      rerunFromStep: (batchId, options) =>
+        call(decodeRerun({ batchId, ...options }), (payload) => rpc.RerunFromStep(payload)),
       releaseQuarantined: (batchId, itemKeys) =>
         call(
           decodeRelease(itemKeys === undefined ? { batchId } : { batchId, itemKeys }),

@@ -161,6 +161,23 @@ const retryFailed = Command.make(
       ))
 ).pipe(Command.withDescription("re-queue the failed items of a settled batch (--dry-run shows which)"))
 
+const rerunFromStep = Command.make(
+  "rerun-from-step",
+  {
+    url,
+    token,
+    batchId,
+    step: Options.text("step").pipe(Options.withDescription("the durable step to run again from")),
+    keys: Options.text("keys").pipe(Options.withDescription("the items, comma-separated keys"))
+  },
+  (o) =>
+    withClient(o, (client) =>
+      Effect.flatMap(
+        client.rerunFromStep(o.batchId, { itemKeys: o.keys.split(",").filter((k) => k !== ""), step: o.step }),
+        (done) => Console.log(`re-queued ${done.requeued} item(s), discarded ${done.discarded} stored step(s)`)
+      ))
+).pipe(Command.withDescription("run items of a settled batch again from a named durable step"))
+
 /**
  * The command tree.
  *
@@ -179,7 +196,8 @@ export const command = Command.make("effect-batch").pipe(
     simple("cancel", (c, id, n) => c.cancel(id, n)),
     simple("approve", (c, id, n) => c.approve(id, n)),
     simple("reject", (c, id, n) => c.reject(id, n)),
-    retryFailed
+    retryFailed,
+    rerunFromStep
   ])
 )
 
