@@ -81,7 +81,8 @@ const step = (title: string) => console.log(`\n== ${title}`)
 /** The package a bare import specifier names (`@effect/sql/SqlClient` → `@effect/sql`). */
 const packageOf = (specifier: string) => specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/")
 
-const importPattern = /\bfrom\s*"([^"]+)"|\bimport\s*\(\s*"([^"]+)"\s*\)|\bimport\s+"([^"]+)"/g
+// a specifier has no white space: a string that merely ends in "from" (a description) is not one
+const importPattern = /\bfrom\s*"([^"\s]+)"|\bimport\s*\(\s*"([^"\s]+)"\s*\)|\bimport\s+"([^"\s]+)"/g
 
 /** Every package the built files of an installed package import, with one file that imports each. */
 const importedPackages = (dir: string) => {
