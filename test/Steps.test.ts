@@ -193,7 +193,15 @@ for (const [name, db] of TestDatabase.databases) {
             assert.isTrue((steps[2]?.seq ?? 0) < seqOf("ItemSucceeded", 2))
             assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), "gapless")
             const progress = yield* o.progress(caller, batch.id)
-            assert.deepStrictEqual(progress.steps, { completed: 6, declared: 6 })
+            assert.deepStrictEqual(progress.steps, {
+              completed: 6,
+              declared: 6,
+              byStep: [
+                { step: "mentions", completed: 2 },
+                { step: "entities", completed: 2 },
+                { step: "relations", completed: 2 }
+              ]
+            })
             const page = yield* o.listItems(caller, batch.id, { limit: 10 })
             assert.deepStrictEqual(page.items.map((i): [string, number | undefined] => [i.key, i.steps]), [["a", 3], [
               "b",

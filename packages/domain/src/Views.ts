@@ -97,12 +97,14 @@ export class Progress extends Schema.Class<Progress>("Progress")({
   latestErrors: Schema.Array(RecentError),
   /**
    * durable steps: how many the items have completed and, when the workflow declares its steps,
-   * how many there are (declared steps × items)
+   * how many there are (declared steps × items); `byStep` counts the completed ones per step name,
+   * in the declared order
    */
   steps: Schema.optionalWith(
     Schema.Struct({
       completed: Schema.NonNegativeInt,
-      declared: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
+      declared: Schema.optionalWith(Schema.NonNegativeInt, { exact: true }),
+      byStep: Schema.Array(Schema.Struct({ step: Schema.String, completed: Schema.NonNegativeInt }))
     }),
     { exact: true }
   )

@@ -314,6 +314,21 @@ export const make = Effect.gen(function*() {
       Effect.map(toView)
     )
 
+  /** The batch's durable steps: completed in all and per name (in the declared order), and declared. */
+  const stepsOf = (batchId: Ids.BatchId, names: ReadonlyArray<string>, record: BatchRecord) =>
+    Effect.map(stepRepo.countsForBatch(batchId), (counts) => {
+      const rank = (step: string) => {
+        const i = names.indexOf(step)
+        return i < 0 ? names.length : i
+      }
+      const byStep = [...counts].sort((a, b) => rank(a.step) - rank(b.step))
+      return {
+        completed: byStep.reduce((n, c) => n + c.completed, 0),
+        declared: names.length * ItemCounts.total(record.counts),
+        byStep
+      }
+    })
+
   const get = (caller: Caller, batchId: Ids.BatchId) => Effect.map(repo.getOrFail(caller.tenant, batchId), toView)
 
   const eventsOf = (caller: Caller, batchId: Ids.BatchId, after: number) =>
@@ -491,13 +506,8 @@ export const make = Effect.gen(function*() {
         const record = yield* repo.getOrFail(caller.tenant, batchId)
         const now = yield* Clock.currentTimeMillis
         const stats = yield* reader.stats(batchId, { now, windowMs })
-        const declared = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.steps))
-        const steps = Option.isSome(declared)
-          ? {
-            completed: yield* stepRepo.countForBatch(batchId),
-            declared: declared.value * ItemCounts.total(record.counts)
-          }
-          : undefined
+        const names = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.stepNames))
+        const steps = Option.isSome(names) ? yield* stepsOf(batchId, names.value, record) : undefined
         return progressOf(record, { ...stats, steps }, now)
       }),
     list: (caller, options) =>

@@ -201,6 +201,8 @@ export interface Runnable {
   readonly name: Ids.WorkflowName
   /** how many steps the workflow declares */
   readonly steps: number | undefined
+  /** the names of the steps it declares, in order */
+  readonly stepNames: ReadonlyArray<string> | undefined
   /** decodes an input and re-encodes it in canonical form, or explains why it is invalid */
   readonly normalizeInput: (input: unknown) => Effect.Effect<unknown, string>
   /** runs one attempt on an encoded input, giving the encoded output */
@@ -261,6 +263,7 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
     return {
       name: workflow.name,
       steps: workflow.steps === undefined ? undefined : workflow.steps.length,
+      stepNames: workflow.steps,
       normalizeInput: (input) =>
         decodeInput(input).pipe(
           Effect.flatMap(encodeInput),

@@ -27,6 +27,9 @@ export interface StoredStep {
 
 const StepRow = Schema.Struct({ name: Schema.String, idx: Schema.Number, output: Schema.Unknown })
 const decodeSteps = Schema.decodeUnknown(Schema.Array(StepRow))
+const decodeCounts = Schema.decodeUnknown(
+  Schema.Array(Schema.Struct({ step: Schema.String, completed: Schema.Number }))
+)
 const decodeDiscarded = Schema.decodeUnknown(
   Schema.Array(Schema.Struct({ key: Schema.String, name: Schema.String, ord: Schema.Number }))
 )
@@ -80,12 +83,16 @@ export class StepRepo extends Effect.Service<StepRepo>()("@effect-batch/StepRepo
         Effect.withSpan("StepRepo.discardFrom", { attributes: { batchId: options.batchId, step: options.step } })
       )
 
-    /** How many steps the items of a batch have stored. */
-    const countForBatch = (batchId: Ids.BatchId): Effect.Effect<number, SqlError> =>
-      sql<{ n: number }>`SELECT count(*)::int AS n FROM ${steps} WHERE batch_id = ${batchId}::uuid`.pipe(
-        Effect.map((rows) => Number(rows[0]?.n ?? 0))
+    /** How many steps the items of a batch have stored, per step name. */
+    const countsForBatch = (
+      batchId: Ids.BatchId
+    ): Effect.Effect<ReadonlyArray<{ readonly step: string; readonly completed: number }>, SqlError> =>
+      sql`SELECT name AS step, count(*)::int AS completed FROM ${steps}
+        WHERE batch_id = ${batchId}::uuid GROUP BY name ORDER BY name`.pipe(
+        Effect.flatMap(decodeCounts),
+        Effect.catchTag("ParseError", Effect.die)
       )
 
-    return { load, discardFrom, countForBatch } as const
+    return { load, discardFrom, countsForBatch } as const
   })
 }) {}

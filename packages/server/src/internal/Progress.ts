@@ -11,7 +11,7 @@ export const progressOf = (record: BatchRecord, stats: {
   readonly p50Ms: Option.Option<number>
   readonly p95Ms: Option.Option<number>
   readonly latestErrors: ReadonlyArray<Views.RecentError>
-  readonly steps?: { readonly completed: number; readonly declared?: number } | undefined
+  readonly steps?: Views.Progress["steps"] | undefined
 }, now: number): Views.Progress => {
   const elapsed = Math.max(1, Math.min(windowMs, now - record.createdAtMs))
   const itemsPerSecond = stats.recentlyFinished / (elapsed / 1000)

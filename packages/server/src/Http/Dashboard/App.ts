@@ -183,6 +183,10 @@ function renderBatch(b, p) {
   ui.stepsPerItem = p.steps !== undefined && p.steps.declared !== undefined && n > 0 ? p.steps.declared / n : 0;
   setText("steps", p.steps === undefined ? "–" :
     p.steps.completed + (p.steps.declared === undefined ? "" : " / " + p.steps.declared));
+  // the stage breakdown: completed items per durable step, in the declared order
+  setText("stages", p.steps === undefined ? "" : p.steps.byStep.map(function(s) {
+    return s.step + " " + s.completed + (ui.stepsPerItem ? " / " + n : "");
+  }).join(" · "));
   setText("eta", isTerminal(b.state) || b.state._tag === "AwaitingReview" ? "done" : formatDuration(p.etaSeconds));
   setText("latency", formatMs(p.p50Ms) + " / " + formatMs(p.p95Ms));
   setText("round", b.state.round === undefined ? "–" : String(b.state.round));

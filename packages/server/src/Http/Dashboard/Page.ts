@@ -60,6 +60,7 @@ export const html = `<!doctype html>
       <div><span class="label">Round</span><span id="round" class="value"></span></div>
     </div>
     <div id="counts" class="counts"></div>
+    <div id="stages" class="muted"></div>
     <div class="actions">
       <input id="note" maxlength="2000" placeholder="note (optional)">
       <button data-action="pause">Pause</button>
