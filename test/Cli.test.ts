@@ -154,6 +154,14 @@ layer(server(TestDatabase.layerEmbedded), { timeout: "240 seconds", excludeTestS
       assert.include(refused.stderr, "RerunFromStep")
     }))
 
+  it.effect("a client command without a token fails before any request: there is no default credential", () =>
+    Effect.gen(function*() {
+      const url = yield* Http.url
+      const missing = yield* cli(["status", "3f573780-08ef-4936-b52b-9dcf4fd0d39d", "--url", url])
+      assert.notStrictEqual(missing.code, 0)
+      assert.include(missing.stderr, "TokenMissing")
+    }))
+
   it.effect("fails with a typed error and a non-zero exit code", () =>
     Effect.gen(function*() {
       const base = yield* common

@@ -195,6 +195,8 @@ const serve = (args: ReadonlyArray<string>, env: Record<string, string>) =>
       const childEnv: Record<string, string | undefined> = { ...process.env, ...env, EFFECT_BATCH_DATA_DIR: dataDir }
       delete childEnv["DATABASE_URL"]
       delete childEnv["EFFECT_BATCH_HOST"]
+      // an empty value in `env` means: not set at all
+      for (const [name, value] of Object.entries(env)) if (value === "") delete childEnv[name]
       const child = ChildProcess.spawn(process.execPath, [
         "--conditions=@effect-batch/source",
         "--import",
@@ -251,6 +253,19 @@ describe("serve", () => {
         assert.isFalse(yield* answers("127.0.0.2", portOf(line)))
         const elsewhere = yield* serve(["--host", "127.0.0.2"], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
         assert.isTrue(yield* answers("127.0.0.2", portOf(elsewhere)))
+      }).pipe(Effect.scoped),
+    180_000
+  )
+
+  it.live(
+    "refuses to start without tokens, naming the variable; --demo accepts only the demo token",
+    () =>
+      Effect.gen(function*() {
+        const refused = yield* Effect.flip(serve([], { EFFECT_BATCH_TOKENS: "" }))
+        assert.match(refused.message, /serve exited with [1-9]/)
+        assert.include(refused.message, "EFFECT_BATCH_TOKENS")
+        const demo = yield* serve(["--demo"], { EFFECT_BATCH_TOKENS: "" })
+        assert.include(demo, "?token=demo-token")
       }).pipe(Effect.scoped),
     180_000
   )

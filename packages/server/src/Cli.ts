@@ -9,6 +9,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -32,16 +33,22 @@ const url = Options.text("url").pipe(
   Options.withDescription("the server (or EFFECT_BATCH_URL)")
 )
 const token = Options.text("token").pipe(
-  Options.withDefault(process.env["EFFECT_BATCH_TOKEN"] ?? Serve.demoToken),
-  Options.withDescription("the bearer token (or EFFECT_BATCH_TOKEN)")
+  Options.withDefault(process.env["EFFECT_BATCH_TOKEN"] ?? ""),
+  Options.withDescription("the bearer token (or EFFECT_BATCH_TOKEN); required")
 )
 const batchId = Args.text({ name: "batch-id" })
 const note = Options.text("note").pipe(Options.withDefault(""), Options.withDescription("a note for the record"))
 
+/** The client commands need a token: there is no default credential. */
+class TokenMissing extends Data.TaggedError("TokenMissing")<{ readonly message: string }> {}
+
 const withClient = <A, E>(
   options: { readonly url: string; readonly token: string },
   f: (client: BatchClient["Type"]) => Effect.Effect<A, E>
-) => Effect.flatMap(BatchClient, f).pipe(Effect.provide(layerFetch({ url: options.url, token: options.token })))
+): Effect.Effect<A, E | TokenMissing> =>
+  options.token === ""
+    ? Effect.fail(new TokenMissing({ message: "pass --token or set EFFECT_BATCH_TOKEN" }))
+    : Effect.flatMap(BatchClient, f).pipe(Effect.provide(layerFetch({ url: options.url, token: options.token })))
 
 const printBatch = (batch: { readonly id: string; readonly state: { readonly _tag: string } }) =>
   Console.log(`${batch.id} ${batch.state._tag}`)
@@ -65,7 +72,17 @@ const demo = Command.make(
     })
 ).pipe(Command.withDescription("serve the dashboard on the embedded database and run the demo batch"))
 
-const serve = Command.make("serve", { port, host }, (o) => Serve.serve(o)).pipe(
+const serve = Command.make(
+  "serve",
+  {
+    port,
+    host,
+    demo: Options.boolean("demo").pipe(
+      Options.withDescription("without EFFECT_BATCH_TOKENS, accept the demo's token (never in production)")
+    )
+  },
+  (o) => Serve.serve(o)
+).pipe(
   Command.withDescription("serve the RPC, SSE and dashboard (DATABASE_URL or the embedded database)")
 )
 

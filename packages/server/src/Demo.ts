@@ -15,6 +15,20 @@ import * as Workflow from "./Workflow.js"
  *
  * @since 0.1.0
  */
+/**
+ * The token the demo accepts when `EFFECT_BATCH_TOKENS` is not set (the demo's only credential).
+ *
+ * @since 0.3.0
+ */
+export const token = "demo-token"
+
+/**
+ * The tenant of the demo token.
+ *
+ * @since 0.3.0
+ */
+export const tenant = "demo"
+
 export const Document = Schema.Struct({
   title: Schema.String.pipe(Schema.maxLength(500)),
   pages: Schema.Int.pipe(Schema.between(1, 10_000))
