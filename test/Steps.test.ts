@@ -232,7 +232,10 @@ for (const [name, db] of TestDatabase.databases) {
           Effect.gen(function*() {
             const batch = yield* settleOne(o, { text: "Ada met Acme" }, {})
             assert.strictEqual((yield* o.get(caller, batch.id)).state._tag, "Completed")
-            const done = yield* o.rerunFromStep(caller, batch.id, { keys: [ItemKey.make("a")], step: "entities" })
+            const done = yield* o.rerunFromStep(caller, batch.id, {
+              keys: [ItemKey.make("a"), ItemKey.make("not-an-item")],
+              step: "entities"
+            })
             assert.deepStrictEqual(done, { requeued: 1, discarded: 2 })
             yield* advanceUntil(
               Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
@@ -244,6 +247,8 @@ for (const [name, db] of TestDatabase.databases) {
               discarded.map((e) => e._tag === "StepsDiscarded" ? [e.itemKey, e.step, e.discarded, e.actor] : []),
               [["a", "entities", ["entities", "relations"], "tester"]]
             )
+            const redriven = events.filter((e) => e._tag === "BatchRedriven")
+            assert.deepStrictEqual(redriven.map((e) => e._tag === "BatchRedriven" ? e.requeued : -1), [1])
             const [result] = yield* results(o, batch.id)
             assert.strictEqual(result?.state, "Succeeded")
             assert.deepStrictEqual(result?.output, { mentions: 3, entities: 3, pairs: 3 })

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { BatchConfig, ConfigPatch, LimiterName } from "./BatchConfig.js"
 import { FailureReason, PauseReason } from "./BatchState.js"
@@ -238,7 +239,7 @@ const tagRecord: { readonly [K in Tag]: null } = {
  *
  * @since 0.3.0
  */
-export const tags = Object.keys(tagRecord) as ReadonlyArray<Tag>
+export const tags: ReadonlyArray<Tag> = Record.keys(tagRecord)
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 

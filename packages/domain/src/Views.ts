@@ -42,7 +42,7 @@ export class ItemView extends Schema.Class<ItemView>("ItemView")({
   round: Schema.NonNegativeInt,
   state: ItemState,
   durationMs: Schema.optionalWith(Measure, { exact: true }),
-  /** how many durable steps the item has completed (stored), when it has any */
+  /** how many durable steps the item has completed and stored, when it has any */
   steps: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
 }) {}
 

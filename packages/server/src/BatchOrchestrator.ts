@@ -460,12 +460,14 @@ export const make = Effect.gen(function*() {
         if (record.state._tag !== "Completed" && record.state._tag !== "Failed") {
           return yield* new Errors.InvalidTransition({ state: record.state._tag, command: "RerunFromStep" })
         }
+        const from = ["succeeded", "failed", "quarantined"] as const
+        const requeueable = yield* items.countIn({ batchId, from, keys: options.keys })
         const totals = { requeued: 0, discarded: 0 }
         yield* worker.runPendingHook(batchId)
         yield* command(
           caller,
           batchId,
-          (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: options.keys.length }),
+          (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: requeueable }),
           (current, now): Effect.Effect<void, SqlError> =>
             Effect.gen(function*() {
               const discarded = yield* stepRepo.discardFrom({ batchId, keys: options.keys, step: options.step })
@@ -482,16 +484,14 @@ export const make = Effect.gen(function*() {
                 })),
                 now
               )
-              for (const from of ["succeeded", "failed", "quarantined"] as const) {
-                totals.requeued += yield* items.requeue({
-                  batchId,
-                  from,
-                  keys: options.keys,
-                  round: current.round + 1,
-                  actor: actorOf(caller),
-                  now
-                })
-              }
+              totals.requeued = yield* items.requeue({
+                batchId,
+                from,
+                keys: options.keys,
+                round: current.round + 1,
+                actor: actorOf(caller),
+                now
+              })
             })
         )
         return totals
@@ -506,7 +506,7 @@ export const make = Effect.gen(function*() {
         const record = yield* repo.getOrFail(caller.tenant, batchId)
         const now = yield* Clock.currentTimeMillis
         const stats = yield* reader.stats(batchId, { now, windowMs })
-        const names = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.stepNames))
+        const names = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.steps))
         const steps = Option.isSome(names) ? yield* stepsOf(batchId, names.value, record) : undefined
         return progressOf(record, { ...stats, steps }, now)
       }),

@@ -284,7 +284,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           steps: Steps.make({
             repo: stepRepo,
             batchId,
-            declared: workflow.value.steps,
+            declared: workflow.value.steps?.length,
             maxOutputBytes: options.maxStepOutputBytes,
             record: (step) => committer.step({ _tag: "Step", step })
           }),

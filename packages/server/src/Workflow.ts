@@ -199,10 +199,8 @@ export interface AttemptFailure {
  */
 export interface Runnable {
   readonly name: Ids.WorkflowName
-  /** how many steps the workflow declares */
-  readonly steps: number | undefined
   /** the names of the steps it declares, in order */
-  readonly stepNames: ReadonlyArray<string> | undefined
+  readonly steps: ReadonlyArray<string> | undefined
   /** decodes an input and re-encodes it in canonical form, or explains why it is invalid */
   readonly normalizeInput: (input: unknown) => Effect.Effect<unknown, string>
   /** runs one attempt on an encoded input, giving the encoded output */
@@ -262,8 +260,7 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
     }
     return {
       name: workflow.name,
-      steps: workflow.steps === undefined ? undefined : workflow.steps.length,
-      stepNames: workflow.steps,
+      steps: workflow.steps,
       normalizeInput: (input) =>
         decodeInput(input).pipe(
           Effect.flatMap(encodeInput),

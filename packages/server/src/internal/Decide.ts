@@ -13,8 +13,7 @@ const encodeError = Schema.encodeSync(ItemErrorSchema)
 
 // built once: a tagged-enum constructor is looked up through a proxy on every call
 const continueBatch = Policy.BatchAction.Continue()
-const noThrottle = Option.none<never>()
-const noFailure = Option.none<never>()
+const none = Option.none<never>()
 
 /**
  * What the runner does with a finished attempt: the outcome to record, and what it means for the
@@ -60,8 +59,8 @@ export const decide = (options: {
         events: [{ _tag: "ItemSucceeded", itemKey: key, attempt: item.attempt, durationMs: options.durationMs }]
       },
       action: continueBatch,
-      throttle: noThrottle,
-      failure: noFailure
+      throttle: none,
+      failure: none
     }
   }
   const failure = options.result.left

@@ -13,6 +13,14 @@ import { countsOf } from "../internal/Rows.js"
 import type { TableNames } from "../Tables.js"
 
 const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ key: ItemKey })))
+const decodeRequeued = Schema.decodeUnknown(Schema.Array(Schema.Struct({ key: ItemKey, prev: Schema.String })))
+
+/**
+ * The settled states an item can be re-queued from.
+ *
+ * @since 0.3.0
+ */
+export type Requeueable = "failed" | "quarantined" | "succeeded"
 
 export const make = (deps: {
   readonly sql: SqlClient.SqlClient
@@ -22,6 +30,10 @@ export const make = (deps: {
   const { eventLog, sql } = deps
   const batches = sql(deps.tables.batches)
   const items = sql(deps.tables.items)
+  const keyFilter = (keys: ReadonlyArray<string> | undefined) =>
+    keys === undefined
+      ? sql``
+      : sql`AND key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::text::jsonb))`
 
   /**
    * Marks every unsettled item of a batch `Skipped` (abort or cancel), with an `ItemSkipped` event
@@ -99,62 +111,70 @@ export const make = (deps: {
     })
 
   /**
-   * Re-queues failed (or released quarantined) items for round `round`, with fresh attempts, and an
-   * `ItemReleased` event per released quarantined item. Run it with the batch row locked. Returns
-   * how many were re-queued.
+   * Re-queues settled items in the states `from` (failed, released quarantined, or — for a re-run —
+   * succeeded; all of them, or the given keys) for round `round`, with fresh attempts, moving the
+   * batch's counters out of each state, and an `ItemReleased` event per released quarantined item.
+   * Run it with the batch row locked. Returns how many were re-queued.
    */
   const requeue = (options: {
     readonly batchId: Ids.BatchId
-    readonly from: "failed" | "quarantined" | "succeeded"
+    readonly from: Requeueable | ReadonlyArray<Requeueable>
     readonly keys?: ReadonlyArray<string> | undefined
     readonly round: number
     readonly actor: string
     readonly now: number
   }) =>
     Effect.gen(function*() {
+      const from: ReadonlyArray<Requeueable> = typeof options.from === "string" ? [options.from] : options.from
       const requeued = yield* sql`
-      WITH upd AS (
-        UPDATE ${items} SET state = 'queued', round = ${options.round}, consumed = 0, throttles = 0,
+      WITH target AS (
+        SELECT ctid AS tid, state AS prev FROM ${items}
+        WHERE batch_id = ${options.batchId}::uuid
+          AND state IN (SELECT jsonb_array_elements_text(${JSON.stringify(from)}::text::jsonb))
+          ${keyFilter(options.keys)}
+      ), upd AS (
+        UPDATE ${items} i SET state = 'queued', round = ${options.round}, consumed = 0, throttles = 0,
           due_at_ms = NULL, reason = NULL,
-          rounds_failed = ${
-        options.from === "failed"
-          ? sql`rounds_failed + 1`
-          : options.from === "quarantined"
-          ? sql`0`
-          : sql`rounds_failed`
-      }
-        WHERE batch_id = ${options.batchId}::uuid AND state = ${options.from}
-          ${
-        options.keys === undefined
-          ? sql``
-          : sql`AND key IN (SELECT jsonb_array_elements_text(${JSON.stringify(options.keys)}::text::jsonb))`
-      }
-        RETURNING key, ordinal
+          rounds_failed = CASE target.prev WHEN 'failed' THEN i.rounds_failed + 1
+            WHEN 'quarantined' THEN 0 ELSE i.rounds_failed END
+        FROM target WHERE i.ctid = target.tid
+        RETURNING i.key, i.ordinal, target.prev
       ), agg AS (
-        SELECT count(*)::int AS n, min(ordinal) AS lowest FROM upd
+        SELECT count(*)::int AS n, min(ordinal) AS lowest,
+          (count(*) FILTER (WHERE prev = 'failed'))::int AS failed,
+          (count(*) FILTER (WHERE prev = 'quarantined'))::int AS quarantined,
+          (count(*) FILTER (WHERE prev = 'succeeded'))::int AS succeeded
+        FROM upd
       ), ub AS (
-        UPDATE ${batches} SET queued = queued + agg.n,
-          claim_cursor = LEAST(claim_cursor, COALESCE(agg.lowest - 1, claim_cursor)),
-          ${
-        options.from === "failed"
-          ? sql`failed = failed - agg.n`
-          : options.from === "quarantined"
-          ? sql`quarantined = quarantined - agg.n`
-          : sql`succeeded = succeeded - agg.n`
-      },
+        UPDATE ${batches} b SET queued = b.queued + agg.n,
+          claim_cursor = LEAST(b.claim_cursor, COALESCE(agg.lowest - 1, b.claim_cursor)),
+          failed = b.failed - agg.failed, quarantined = b.quarantined - agg.quarantined,
+          succeeded = b.succeeded - agg.succeeded,
           consecutive_failures = 0, updated_at_ms = ${options.now}
-        FROM agg WHERE id = ${options.batchId}::uuid
+        FROM agg WHERE b.id = ${options.batchId}::uuid
       )
-      SELECT key FROM upd ORDER BY ordinal`.pipe(Effect.flatMap(decodeKeys), Effect.orDie)
-      if (options.from === "quarantined") {
+      SELECT key, prev FROM upd ORDER BY ordinal`.pipe(Effect.flatMap(decodeRequeued), Effect.orDie)
+      const released = requeued.filter((r) => r.prev === "quarantined")
+      if (released.length > 0) {
         yield* eventLog.append(
           options.batchId,
-          requeued.map(({ key }) => ({ _tag: "ItemReleased", itemKey: key, actor: options.actor })),
+          released.map(({ key }) => ({ _tag: "ItemReleased", itemKey: key, actor: options.actor })),
           options.now
         )
       }
       return requeued.length
     }).pipe(Effect.withSpan("ItemRepo.requeue"))
+
+  /** How many of the given items are settled in one of the states `from` (what `requeue` would take). */
+  const countIn = (options: {
+    readonly batchId: Ids.BatchId
+    readonly from: ReadonlyArray<Requeueable>
+    readonly keys: ReadonlyArray<string>
+  }) =>
+    sql<{ n: number }>`SELECT count(*)::int AS n FROM ${items}
+      WHERE batch_id = ${options.batchId}::uuid
+        AND state IN (SELECT jsonb_array_elements_text(${JSON.stringify(options.from)}::text::jsonb))
+        ${keyFilter(options.keys)}`.pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
   /** Counts a batch's items per state from the item rows themselves. */
   const countFromItems = (batchId: Ids.BatchId) =>
@@ -175,5 +195,5 @@ export const make = (deps: {
       })
     )
 
-  return { skipRemaining, releaseLeased, keysInState, requeue, countFromItems } as const
+  return { skipRemaining, releaseLeased, keysInState, requeue, countIn, countFromItems } as const
 }
