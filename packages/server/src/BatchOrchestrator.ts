@@ -3,18 +3,9 @@
  *
  * @since 0.1.0
  */
-import {
-  BatchCommand,
-  BatchConfig,
-  BatchEvent,
-  BatchState,
-  Errors,
-  ItemCounts,
-  Transition,
-  Views
-} from "@effect-batch/domain"
+import { BatchCommand, BatchConfig, BatchEvent, BatchState, Errors, ItemCounts, Views } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
-import { IdempotencyKey, ItemKey } from "@effect-batch/domain/Ids"
+import { IdempotencyKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { toView } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
@@ -30,12 +21,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
-import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { BatchEvents } from "./BatchEvents.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
 import { progressOf, windowMs } from "./internal/Progress.js"
+import * as Redrives from "./internal/Redrives.js"
 import { validatedItems } from "./internal/ValidateItems.js"
 import { Worker } from "./Worker.js"
 import type * as Workflow from "./Workflow.js"
@@ -334,12 +325,7 @@ export const make = Effect.gen(function*() {
   const eventsOf = (caller: Caller, batchId: Ids.BatchId, after: number) =>
     Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), events.events(batchId, after)))
 
-  const redrivePlan = (record: BatchRecord, dryRun: boolean) =>
-    Effect.map(
-      items.keysInState({ batchId: record.id, state: "failed", limit: 1_000 }),
-      ({ count, keys }) =>
-        Views.RedrivePlan.make({ dryRun, count, items: keys.map((k) => Schema.decodeSync(ItemKey)(k)) })
-    )
+  const redrives = Redrives.make({ repo, items, stepRepo, eventLog, worker, command, actorOf })
 
   return BatchOrchestrator.of({
     submit: (workflow, input, config, options) =>
@@ -395,107 +381,9 @@ export const make = Effect.gen(function*() {
       command(caller, batchId, (_, at) => new BatchCommand.Approve({ at, actor: actorOf(caller), note })),
     reject: (caller, batchId, note = "") =>
       command(caller, batchId, (_, at) => new BatchCommand.Reject({ at, actor: actorOf(caller), note })),
-    retryFailed: (caller, batchId, options) =>
-      Effect.gen(function*() {
-        const record = yield* repo.getOrFail(caller.tenant, batchId)
-        const plan = yield* redrivePlan(record, options.dryRun)
-        if (options.dryRun) {
-          if (!Transition.allowed[record.state._tag].includes("RetryFailed")) {
-            return yield* Effect.fail(
-              new Errors.InvalidTransition({ state: record.state._tag, command: "RetryFailed" })
-            )
-          }
-          return plan
-        }
-        yield* worker.runPendingHook(batchId)
-        yield* command(
-          caller,
-          batchId,
-          (current, at) =>
-            new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: current.counts.failed }),
-          (current, now) =>
-            Effect.asVoid(items.requeue({
-              batchId: current.id,
-              from: "failed",
-              round: current.round + 1,
-              actor: actorOf(caller),
-              now
-            }))
-        )
-        return plan
-      }),
-    releaseQuarantined: (caller, batchId, keys) =>
-      Effect.gen(function*() {
-        const record = yield* repo.getOrFail(caller.tenant, batchId)
-        const count = yield* Ref.make(0)
-        const release = (current: BatchRecord, now: number, round: number) =>
-          items.requeue({ batchId: current.id, from: "quarantined", keys, round, actor: actorOf(caller), now }).pipe(
-            Effect.flatMap((n) => Ref.set(count, n))
-          )
-        if (record.state._tag === "Running" || record.state._tag === "Paused") {
-          yield* command(
-            caller,
-            batchId,
-            (_, at) => new BatchCommand.UpdateConfig({ at, patch: BatchConfig.ConfigPatch.make({}) }),
-            (current, now) => release(current, now, current.round)
-          )
-        } else {
-          yield* worker.runPendingHook(batchId)
-          yield* command(
-            caller,
-            batchId,
-            (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: 0 }),
-            (current, now) => release(current, now, current.round + 1)
-          )
-        }
-        return { released: yield* Ref.get(count) }
-      }).pipe(
-        // the command that carries the release is an implementation detail: name the caller's
-        Effect.catchTag("InvalidTransition", (error) =>
-          Effect.fail(new Errors.InvalidTransition({ state: error.state, command: "ReleaseQuarantined" })))
-      ),
-    rerunFromStep: (caller, batchId, options) =>
-      Effect.gen(function*() {
-        const record = yield* repo.getOrFail(caller.tenant, batchId)
-        if (record.state._tag !== "Completed" && record.state._tag !== "Failed") {
-          return yield* new Errors.InvalidTransition({ state: record.state._tag, command: "RerunFromStep" })
-        }
-        const from = ["succeeded", "failed", "quarantined"] as const
-        const requeueable = yield* items.countIn({ batchId, from, keys: options.keys })
-        const totals = { requeued: 0, discarded: 0 }
-        yield* worker.runPendingHook(batchId)
-        yield* command(
-          caller,
-          batchId,
-          (_, at) => new BatchCommand.RetryFailed({ at, actor: actorOf(caller), requeued: requeueable }),
-          (current, now): Effect.Effect<void, SqlError> =>
-            Effect.gen(function*() {
-              const discarded = yield* stepRepo.discardFrom({ batchId, keys: options.keys, step: options.step })
-              totals.discarded = discarded.reduce((n, d) => n + d.discarded.length, 0)
-              yield* eventLog.append(
-                batchId,
-                discarded.map((d) => ({
-                  _tag: "StepsDiscarded" as const,
-                  // the keys were decoded at the edge and found among the batch's stored steps
-                  itemKey: ItemKey.make(d.key, true),
-                  step: options.step,
-                  discarded: d.discarded,
-                  actor: actorOf(caller)
-                })),
-                now
-              )
-              totals.requeued = yield* items.requeue({
-                batchId,
-                from,
-                keys: options.keys,
-                round: current.round + 1,
-                actor: actorOf(caller),
-                now
-              })
-            })
-        )
-        return totals
-      }),
+    retryFailed: redrives.retryFailed,
+    releaseQuarantined: redrives.releaseQuarantined,
+    rerunFromStep: redrives.rerunFromStep,
     updateConfig: (caller, batchId, patch) =>
       command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch })),
     events: eventsOf,

@@ -96,14 +96,28 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         )
       )
 
-    const failBatch = (record: BatchRecord, reason: BatchState.FailureReason) =>
-      ignoreRace(machine.execute({
-        tenant: record.tenant,
-        batchId: record.id,
-        command: (current, at) =>
-          Effect.succeed(new BatchCommand.Fail({ at, reason, summary: summaryAfterSkip(current.counts) })),
-        during: (current, _, now) => Effect.asVoid(items.skipRemaining({ batchId: current.id, reason: "aborted", now }))
-      }))
+    /**
+     * Fails the batch (abort-all, an exceeded budget): interrupts the attempts running here first, so
+     * that none is still running once the batch is seen failed. If another writer changed the batch
+     * meanwhile, the runner ends and starts again: its executors are gone, and the attempts they held
+     * go back to the queue with the runner's leases.
+     */
+    const failBatch = (record: BatchRecord, reason: BatchState.FailureReason, interruptAttempts: Effect.Effect<void>) =>
+      interruptAttempts.pipe(
+        Effect.zipRight(machine.execute({
+          tenant: record.tenant,
+          batchId: record.id,
+          command: (current, at) =>
+            Effect.succeed(new BatchCommand.Fail({ at, reason, summary: summaryAfterSkip(current.counts) })),
+          during: (current, _, now) =>
+            Effect.asVoid(items.skipRemaining({ batchId: current.id, reason: "aborted", now }))
+        })),
+        Effect.asVoid,
+        Effect.catchIf(
+          (e) => e._tag === "InvalidTransition" || e._tag === "VersionConflict",
+          (e) => Effect.dieMessage(`the batch changed while it was failing (${e._tag}); the runner starts again`)
+        )
+      )
 
     const pauseBatch = (record: BatchRecord, consecutiveFailures: number) =>
       ignoreRace(machine.execute({
@@ -151,7 +165,13 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
       })
 
     /** The policy on the committed counters, after every group commit. */
-    const onCommit = (run: Run.Run, announcer: Announcer.Announcer, applyShare: (slots: number) => void) =>
+    const onCommit = (
+      run: Run.Run,
+      announcer: Announcer.Announcer,
+      applyShare: (slots: number) => void,
+      /** interrupts the attempts running here, and waits until they are */
+      interruptAttempts: Effect.Effect<void>
+    ) =>
     (
       group: ReadonlyArray<Committer.Pending>,
       result: CommitResult
@@ -195,7 +215,9 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         const failure = abort?.decided?.failure
         if (abort !== undefined && failure !== undefined && Option.isSome(failure)) {
           const itemKey = decodeKey(abort.decided?.outcome.key)
-          return yield* stop(failBatch(record, new BatchState.ItemFailedFinally({ itemKey, error: failure.value })))
+          return yield* stop(
+            failBatch(record, new BatchState.ItemFailedFinally({ itemKey, error: failure.value }), interruptAttempts)
+          )
         }
         const action = Policy.afterCommit(record.config, {
           failed: result.counts.failed,
@@ -203,9 +225,11 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           consecutiveFailures: result.consecutiveFailures
         })
         if (action._tag === "ExceedBudget") {
-          return yield* stop(
-            failBatch(record, new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled }))
-          )
+          return yield* stop(failBatch(
+            record,
+            new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled }),
+            interruptAttempts
+          ))
         }
         if (action._tag === "AutoPause") return yield* stop(pauseBatch(record, action.consecutiveFailures))
         run.pendingStops -= predicted
@@ -272,7 +296,9 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         const parts = yield* FiberSet.make<unknown, unknown>()
         yield* FiberSet.run(parts, watchdog.run)
         yield* FiberSet.run(parts, announcer.run)
-        yield* FiberSet.run(parts, committer.run(onCommit(r, announcer, applyShare)))
+        // executors apart from the other parts: a policy stop interrupts them alone
+        const executorFibers = yield* FiberSet.make<void, never>()
+        yield* FiberSet.run(parts, committer.run(onCommit(r, announcer, applyShare, FiberSet.clear(executorFibers))))
         yield* FiberSet.run(parts, Claimer.make({ run: r, applyShare }))
         yield* FiberSet.run(parts, Leases.make({ run: r, applyShare }))
         const executors = Executors.make({
@@ -288,9 +314,8 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
             maxOutputBytes: options.maxStepOutputBytes,
             record: (step) => committer.step({ _tag: "Step", step })
           }),
-          spawn: (executor) => FiberSet.run(parts, executor)
+          spawn: (executor) => FiberSet.run(executorFibers, executor)
         })
-        let poolSize = 0
 
         const refresh = Effect.gen(function*() {
           r.stale = false
@@ -315,9 +340,9 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
                 r.claimable()
                 r.renewNow.notify()
               }
-              while (poolSize < record.config.concurrency) {
-                yield* FiberSet.run(parts, executors.executor)
-                poolSize++
+              // as many executors as the concurrency, counting the live ones (a policy stop interrupts them)
+              for (let n = yield* FiberSet.size(executorFibers); n < record.config.concurrency; n++) {
+                yield* FiberSet.run(executorFibers, executors.executor)
               }
               const idle = slots.executing() === 0 && slots.size() === 0 && committer.idle()
               if (idle && ItemCounts.pending(record.counts) === 0) {
