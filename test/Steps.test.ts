@@ -98,18 +98,22 @@ const linking = (runs: Runs) =>
 
 const linkingName = linking(Ref.unsafeMake({})).name
 
+/** An orchestrator running `linking` on the test's database, with the stage runs it records. */
 const withLinking = <A, E>(
-  runs: Runs,
-  body: (o: BatchOrchestrator.BatchOrchestrator["Type"]) => Effect.Effect<A, E, SqlClient.SqlClient>,
+  body: (o: BatchOrchestrator.BatchOrchestrator["Type"], runs: Runs) => Effect.Effect<A, E, SqlClient.SqlClient>,
   worker: Partial<Worker.WorkerOptions> = {}
 ) =>
-  Effect.flatMap(BatchOrchestrator.BatchOrchestrator, body).pipe(
-    Effect.provide(
-      EffectBatch.layer.pipe(
-        Layer.provide(WorkflowRegistry.layer(linking(runs))),
-        Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100), ...worker }))
+  Effect.flatMap(
+    Ref.make<Readonly<Record<string, number>>>({}),
+    (runs) =>
+      Effect.flatMap(BatchOrchestrator.BatchOrchestrator, (o) => body(o, runs)).pipe(
+        Effect.provide(
+          EffectBatch.layer.pipe(
+            Layer.provide(WorkflowRegistry.layer(linking(runs))),
+            Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100), ...worker }))
+          )
+        )
       )
-    )
   )
 
 const stepsTable = Tables.names("effect_batch_").steps
@@ -149,216 +153,197 @@ const results = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<
 for (const [name, db] of TestDatabase.databases) {
   layer(db, { timeout: "120 seconds" })(`durable steps (${name})`, (it) => {
     it.effect("a retry after stage 3 failed runs only stage 3; the output is whole; StepCompleted ×3 in order", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* o.submitEncoded(
-              linkingName,
-              [
-                { key: "a", input: { text: "Ada met Acme Corp", fails: "relations-once" } },
-                { key: "b", input: { text: "Bob joined Initech", fails: "relations-once" } }
-              ],
-              { concurrency: 2, retry: { maxAttempts: 3, base: "1 second", cap: "1 second" } },
-              caller
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* o.submitEncoded(
+            linkingName,
+            [
+              { key: "a", input: { text: "Ada met Acme Corp", fails: "relations-once" } },
+              { key: "b", input: { text: "Bob joined Initech", fails: "relations-once" } }
+            ],
+            { concurrency: 2, retry: { maxAttempts: 3, base: "1 second", cap: "1 second" } },
+            caller
+          )
+          yield* advanceUntil(settled(o, batch.id))
+          const done = yield* o.get(caller, batch.id)
+          assert.strictEqual(done.state._tag, "Completed")
+          assert.strictEqual(done.counts.succeeded, 2)
+          assert.deepStrictEqual(yield* Ref.get(runs), {
+            "a/mentions": 1,
+            "a/entities": 1,
+            "a/relations": 2,
+            "b/mentions": 1,
+            "b/entities": 1,
+            "b/relations": 2
+          })
+          const outputs = Object.fromEntries((yield* results(o, batch.id)).map((r) => [r.key, r.output]))
+          assert.deepStrictEqual(outputs["a"], { mentions: 4, entities: 4, pairs: 6 })
+          assert.deepStrictEqual(outputs["b"], { mentions: 3, entities: 3, pairs: 3 })
+          const events = yield* allEvents(o, batch.id)
+          const steps = stepsOf(events, "a")
+          assert.deepStrictEqual(
+            steps.map((e) => [e.step, e.index, e.completed, e.of, e.attempt]),
+            [["mentions", 0, 1, 3, 1], ["entities", 0, 2, 3, 1], ["relations", 0, 3, 3, 2]]
+          )
+          // a step's event comes after the item's start and before its outcome
+          const seqOf = (tag: string, attempt: number) =>
+            events.find((e) =>
+              e._tag === tag && "itemKey" in e && e.itemKey === "a" && "attempt" in e && e.attempt === attempt
             )
-            yield* advanceUntil(settled(o, batch.id))
-            const done = yield* o.get(caller, batch.id)
-            assert.strictEqual(done.state._tag, "Completed")
-            assert.strictEqual(done.counts.succeeded, 2)
-            assert.deepStrictEqual(yield* Ref.get(runs), {
-              "a/mentions": 1,
-              "a/entities": 1,
-              "a/relations": 2,
-              "b/mentions": 1,
-              "b/entities": 1,
-              "b/relations": 2
-            })
-            const outputs = Object.fromEntries((yield* results(o, batch.id)).map((r) => [r.key, r.output]))
-            assert.deepStrictEqual(outputs["a"], { mentions: 4, entities: 4, pairs: 6 })
-            assert.deepStrictEqual(outputs["b"], { mentions: 3, entities: 3, pairs: 3 })
-            const events = yield* allEvents(o, batch.id)
-            const steps = stepsOf(events, "a")
-            assert.deepStrictEqual(
-              steps.map((e) => [e.step, e.index, e.completed, e.of, e.attempt]),
-              [["mentions", 0, 1, 3, 1], ["entities", 0, 2, 3, 1], ["relations", 0, 3, 3, 2]]
-            )
-            // a step's event comes after the item's start and before its outcome
-            const seqOf = (tag: string, attempt: number) =>
-              events.find((e) =>
-                e._tag === tag && "itemKey" in e && e.itemKey === "a" && "attempt" in e && e.attempt === attempt
-              )
-                ?.seq ?? -1
-            assert.isTrue(seqOf("ItemStarted", 2) < (steps[2]?.seq ?? 0))
-            assert.isTrue((steps[2]?.seq ?? 0) < seqOf("ItemSucceeded", 2))
-            assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), "gapless")
-            const progress = yield* o.progress(caller, batch.id)
-            assert.deepStrictEqual(progress.steps, {
-              completed: 6,
-              declared: 6,
-              byStep: [
-                { step: "mentions", completed: 2 },
-                { step: "entities", completed: 2 },
-                { step: "relations", completed: 2 }
-              ]
-            })
-            const page = yield* o.listItems(caller, batch.id, { limit: 10 })
-            assert.deepStrictEqual(page.items.map((i): [string, number | undefined] => [i.key, i.steps]), [["a", 3], [
-              "b",
-              3
-            ]])
-          }))
-      }))
+              ?.seq ?? -1
+          assert.isTrue(seqOf("ItemStarted", 2) < (steps[2]?.seq ?? 0))
+          assert.isTrue((steps[2]?.seq ?? 0) < seqOf("ItemSucceeded", 2))
+          assert.deepStrictEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), "gapless")
+          const progress = yield* o.progress(caller, batch.id)
+          assert.deepStrictEqual(progress.steps, {
+            completed: 6,
+            declared: 6,
+            byStep: [
+              { step: "mentions", completed: 2 },
+              { step: "entities", completed: 2 },
+              { step: "relations", completed: 2 }
+            ]
+          })
+          const page = yield* o.listItems(caller, batch.id, { limit: 10 })
+          assert.deepStrictEqual(page.items.map((i): [string, number | undefined] => [i.key, i.steps]), [["a", 3], [
+            "b",
+            3
+          ]])
+        })
+      ))
 
     it.effect("a redrive of a failed batch re-runs only the stages that failed", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-once" }, {
-              retry: { maxAttempts: 1 }
-            })
-            assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
-            yield* o.retryFailed(caller, batch.id, { dryRun: false })
-            yield* advanceUntil(Effect.map(o.get(caller, batch.id), (b) => b.counts.succeeded === 1))
-            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
-          }))
-      }))
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-once" }, {
+            retry: { maxAttempts: 1 }
+          })
+          assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
+          yield* o.retryFailed(caller, batch.id, { dryRun: false })
+          yield* advanceUntil(Effect.map(o.get(caller, batch.id), (b) => b.counts.succeeded === 1))
+          assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
+        })
+      ))
 
     it.effect("re-running from a named step discards that step and the later ones, audited; the earlier replay", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme" }, {})
-            assert.strictEqual((yield* o.get(caller, batch.id)).state._tag, "Completed")
-            const done = yield* o.rerunFromStep(caller, batch.id, {
-              keys: [ItemKey.make("a"), ItemKey.make("not-an-item")],
-              step: "entities"
-            })
-            assert.deepStrictEqual(done, { requeued: 1, discarded: 2 })
-            yield* advanceUntil(
-              Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
-            )
-            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 2, "a/relations": 2 })
-            const events = yield* allEvents(o, batch.id)
-            const discarded = events.filter((e) => e._tag === "StepsDiscarded")
-            assert.deepStrictEqual(
-              discarded.map((e) => e._tag === "StepsDiscarded" ? [e.itemKey, e.step, e.discarded, e.actor] : []),
-              [["a", "entities", ["entities", "relations"], "tester"]]
-            )
-            const redriven = events.filter((e) => e._tag === "BatchRedriven")
-            assert.deepStrictEqual(redriven.map((e) => e._tag === "BatchRedriven" ? e.requeued : -1), [1])
-            const [result] = yield* results(o, batch.id)
-            assert.strictEqual(result?.state, "Succeeded")
-            assert.deepStrictEqual(result?.output, { mentions: 3, entities: 3, pairs: 3 })
-            assert.deepStrictEqual((yield* o.get(caller, batch.id)).counts.succeeded, 1)
-          }))
-      }))
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme" }, {})
+          assert.strictEqual((yield* o.get(caller, batch.id)).state._tag, "Completed")
+          const done = yield* o.rerunFromStep(caller, batch.id, {
+            keys: [ItemKey.make("a"), ItemKey.make("not-an-item")],
+            step: "entities"
+          })
+          assert.deepStrictEqual(done, { requeued: 1, discarded: 2 })
+          yield* advanceUntil(
+            Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
+          )
+          assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 2, "a/relations": 2 })
+          const events = yield* allEvents(o, batch.id)
+          const discarded = events.filter((e) => e._tag === "StepsDiscarded")
+          assert.deepStrictEqual(
+            discarded.map((e) => e._tag === "StepsDiscarded" ? [e.itemKey, e.step, e.discarded, e.actor] : []),
+            [["a", "entities", ["entities", "relations"], "tester"]]
+          )
+          const redriven = events.filter((e) => e._tag === "BatchRedriven")
+          assert.deepStrictEqual(redriven.map((e) => e._tag === "BatchRedriven" ? e.requeued : -1), [1])
+          const [result] = yield* results(o, batch.id)
+          assert.strictEqual(result?.state, "Succeeded")
+          assert.deepStrictEqual(result?.output, { mentions: 3, entities: 3, pairs: 3 })
+          assert.deepStrictEqual((yield* o.get(caller, batch.id)).counts.succeeded, 1)
+        })
+      ))
 
     it.effect("re-running from a step is refused while the batch runs, naming the command; nothing changes", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* o.submitEncoded(linkingName, [{ key: "a", input: { text: "x y" } }], {}, caller)
-            const refused = yield* Effect.flip(
-              o.rerunFromStep(caller, batch.id, { keys: [ItemKey.make("a")], step: "mentions" })
-            )
-            assert.strictEqual(refused._tag, "InvalidTransition")
-            if (refused._tag === "InvalidTransition") assert.strictEqual(refused.command, "RerunFromStep")
-            yield* advanceUntil(settled(o, batch.id))
-            const events = yield* allEvents(o, batch.id)
-            assert.isFalse(events.some((e) => e._tag === "StepsDiscarded" || e._tag === "BatchRedriven"))
-          }))
-      }))
+      withLinking((o) =>
+        Effect.gen(function*() {
+          const batch = yield* o.submitEncoded(linkingName, [{ key: "a", input: { text: "x y" } }], {}, caller)
+          const refused = yield* Effect.flip(
+            o.rerunFromStep(caller, batch.id, { keys: [ItemKey.make("a")], step: "mentions" })
+          )
+          assert.strictEqual(refused._tag, "InvalidTransition")
+          if (refused._tag === "InvalidTransition") assert.strictEqual(refused.command, "RerunFromStep")
+          yield* advanceUntil(settled(o, batch.id))
+          const events = yield* allEvents(o, batch.id)
+          assert.isFalse(events.some((e) => e._tag === "StepsDiscarded" || e._tag === "BatchRedriven"))
+        })
+      ))
 
     it.effect("a step's own retry runs before the item's: the item succeeds on its first attempt", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "mentions-twice" }, {
-              retry: { maxAttempts: 1 }
-            })
-            const done = yield* o.get(caller, batch.id)
-            assert.strictEqual(done.counts.succeeded, 1)
-            assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 3)
-            const events = yield* allEvents(o, batch.id)
-            assert.deepStrictEqual(stepsOf(events, "a").map((e) => e.attempt), [1, 1, 1])
-          }))
-      }))
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "mentions-twice" }, {
+            retry: { maxAttempts: 1 }
+          })
+          const done = yield* o.get(caller, batch.id)
+          assert.strictEqual(done.counts.succeeded, 1)
+          assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 3)
+          const events = yield* allEvents(o, batch.id)
+          assert.deepStrictEqual(stepsOf(events, "a").map((e) => e.attempt), [1, 1, 1])
+        })
+      ))
 
     it.effect("a step past its own timeout fails the attempt as a timeout (StepTimedOut)", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-slow" }, {
-              retry: { maxAttempts: 1 }
-            })
-            const [result] = yield* results(o, batch.id)
-            assert.strictEqual(result?.state, "Failed")
-            assert.strictEqual(result?.error?.tag, "StepTimedOut")
-            assert.strictEqual(result?.error?.category, "timeout")
-            assert.include(result?.error?.message ?? "", `step "entities"`)
-          }))
-      }))
+      withLinking((o) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-slow" }, {
+            retry: { maxAttempts: 1 }
+          })
+          const [result] = yield* results(o, batch.id)
+          assert.strictEqual(result?.state, "Failed")
+          assert.strictEqual(result?.error?.tag, "StepTimedOut")
+          assert.strictEqual(result?.error?.category, "timeout")
+          assert.include(result?.error?.message ?? "", `step "entities"`)
+        })
+      ))
 
     it.effect("a RateLimited inside a step consumes no attempt; the completed steps replay", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-429" }, {
-              retry: { maxAttempts: 1 }
-            })
-            const done = yield* o.get(caller, batch.id)
-            assert.strictEqual(done.counts.succeeded, 1, "the throttle did not use up the only attempt")
-            assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
-            const events = yield* allEvents(o, batch.id)
-            assert.isTrue(events.some((e) => e._tag === "Throttled"))
-          }))
-      }))
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "relations-429" }, {
+            retry: { maxAttempts: 1 }
+          })
+          const done = yield* o.get(caller, batch.id)
+          assert.strictEqual(done.counts.succeeded, 1, "the throttle did not use up the only attempt")
+          assert.deepStrictEqual(yield* Ref.get(runs), { "a/mentions": 1, "a/entities": 1, "a/relations": 2 })
+          const events = yield* allEvents(o, batch.id)
+          assert.isTrue(events.some((e) => e._tag === "Throttled"))
+        })
+      ))
 
     it.effect("a stored output that no longer decodes fails the item with a typed error naming the step", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-fatal" }, {})
-            assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
-            // the code changed: what `mentions` stored is no longer an array of strings
-            const sql = yield* SqlClient.SqlClient
-            yield* sql`UPDATE ${sql(stepsTable)} SET output = '{"not": "mentions"}'::jsonb
+      withLinking((o, runs) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "Ada met Acme", fails: "entities-fatal" }, {})
+          assert.strictEqual((yield* o.get(caller, batch.id)).counts.failed, 1)
+          // the code changed: what `mentions` stored is no longer an array of strings
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`UPDATE ${sql(stepsTable)} SET output = '{"not": "mentions"}'::jsonb
               WHERE batch_id = ${batch.id}::uuid AND name = 'mentions'`
-            yield* o.retryFailed(caller, batch.id, { dryRun: false })
-            yield* advanceUntil(
-              Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
-            )
-            const [result] = yield* results(o, batch.id)
-            assert.strictEqual(result?.state, "Failed")
-            assert.strictEqual(result?.error?.tag, "StepReplayFailed")
-            assert.strictEqual(result?.error?.category, "fatal")
-            assert.include(result?.error?.message ?? "", `step "mentions"`)
-            assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 1, "the step did not run again")
-          }))
-      }))
+          yield* o.retryFailed(caller, batch.id, { dryRun: false })
+          yield* advanceUntil(
+            Effect.map(o.get(caller, batch.id), (b) => b.state._tag === "Completed" && b.state.round === 2)
+          )
+          const [result] = yield* results(o, batch.id)
+          assert.strictEqual(result?.state, "Failed")
+          assert.strictEqual(result?.error?.tag, "StepReplayFailed")
+          assert.strictEqual(result?.error?.category, "fatal")
+          assert.include(result?.error?.message ?? "", `step "mentions"`)
+          assert.strictEqual((yield* Ref.get(runs))["a/mentions"], 1, "the step did not run again")
+        })
+      ))
 
     it.effect("a step output above the limit fails the item with StepOutputTooLarge and stores nothing", () =>
-      Effect.gen(function*() {
-        const runs: Runs = yield* Ref.make({})
-        yield* withLinking(runs, (o) =>
-          Effect.gen(function*() {
-            const batch = yield* settleOne(o, { text: "word ".repeat(20).trim() }, { retry: { maxAttempts: 1 } })
-            const [result] = yield* results(o, batch.id)
-            assert.strictEqual(result?.error?.tag, "StepOutputTooLarge")
-            const sql = yield* SqlClient.SqlClient
-            const stored = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(stepsTable)}
+      withLinking((o) =>
+        Effect.gen(function*() {
+          const batch = yield* settleOne(o, { text: "word ".repeat(20).trim() }, { retry: { maxAttempts: 1 } })
+          const [result] = yield* results(o, batch.id)
+          assert.strictEqual(result?.error?.tag, "StepOutputTooLarge")
+          const sql = yield* SqlClient.SqlClient
+          const stored = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(stepsTable)}
               WHERE batch_id = ${batch.id}::uuid`
-            assert.strictEqual(stored[0]?.n, 0)
-          }), { maxStepOutputBytes: 64 })
-      }))
+          assert.strictEqual(stored[0]?.n, 0)
+        }), { maxStepOutputBytes: 64 }))
   })
 }
 
