@@ -6,11 +6,14 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
+import { campaignOverhead } from "./src/Campaign.js"
 import { claimComplete } from "./src/Claim.js"
 import { enqueue } from "./src/Enqueue.js"
 import { graphile } from "./src/Graphile.js"
 import { graphileWorkerProcess } from "./src/graphile/WorkerProcess.js"
 import { insert } from "./src/Insert.js"
+import { acquireProcess, sharedLimiter } from "./src/Limiter.js"
+import { loadLarge, loadRpc } from "./src/Load.js"
 import { twoProcesses, workerProcess } from "./src/MultiProcess.js"
 import { inMemory, workload } from "./src/Workloads.js"
 
@@ -41,10 +44,33 @@ const benchmarks: Record<string, (json: unknown) => Effect.Effect<void, unknown>
     claimComplete
   ),
   workload: command(
-    Schema.Struct({ name: Schema.Literal("w1", "w1-steps", "w2"), db: Db, repeat: Schema.Int, ...Count }),
+    Schema.Struct({
+      name: Schema.Literal("w1", "w1-steps", "w1-private-limiter", "w1-shared-limiter", "w2"),
+      db: Db,
+      repeat: Schema.Int,
+      ...Count
+    }),
     workload
   ),
+  campaign: command(
+    Schema.Struct({ db: Db, batchSize: Schema.Int, campaignConcurrency: Schema.Int, ...Count }),
+    campaignOverhead
+  ),
   memory: command(Schema.Struct(Count), inMemory),
+  "load-rpc": command(
+    Schema.Struct({
+      db: Db,
+      requests: Schema.Int,
+      warmup: Schema.Int,
+      concurrencies: Schema.Array(Schema.Int),
+      idleGets: Schema.Int,
+      heapSnapshots: Schema.optional(Schema.String)
+    }),
+    loadRpc
+  ),
+  "load-large": command(Schema.Struct({ db: Db, items: Schema.Int, concurrency: Schema.Int }), loadLarge),
+  limiter: command(Schema.Struct({ ms: Schema.Int, fibers: Schema.Int }), sharedLimiter),
+  "limiter-acquire": command(Schema.Struct({ url: Schema.String, ms: Schema.Int, fibers: Schema.Int }), acquireProcess),
   w3: command(Schema.Struct(Count), twoProcesses),
   worker: command(Schema.Struct({ url: Schema.String, owner: Schema.String, pollMs: Schema.Number }), workerProcess),
   enqueue: command(Schema.Struct(Count), enqueue),

@@ -3,7 +3,8 @@
  * database; ratios are taken between measurements of the same run.
  *
  *   bun run bench                       every benchmark, once
- *   bun run bench -- --only insert,w1   a selection: insert, claim, memory, floor, w1, w1-warm, w2, w3
+ *   bun run bench -- --only insert,w1   a selection: insert, claim, memory, floor, w1, w1-warm, w2, w3,
+ *                                       steps, limiters, campaign, load
  *   bun run bench -- --rounds 3         each measurement 3 times, reporting the median
  *   bun run bench -- --quick            smaller sizes (a smoke test of the harness)
  *   bun run bench -- --only peer        graphile-worker 0.18 (tuned and default) on W1, W2, W3 and enqueue
@@ -24,7 +25,7 @@ import * as Path from "node:path"
 import * as Url from "node:url"
 import pg from "pg"
 import { bundleVariable, childArgs } from "./src/ChildCommand.js"
-import { type Result, resultPrefix, serverUrl } from "./src/Harness.js"
+import { median, type Result, resultPrefix, serverUrl } from "./src/Harness.js"
 
 const here = Path.dirname(Url.fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -91,9 +92,32 @@ for (const db of ["postgres", "embedded"]) {
   add("w1", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 1 })
   add("w1-warm", "workload", { name: "w1", db, items: loopItems, concurrency: 16, repeat: 2 })
   add("steps", "workload", { name: "w1-steps", db, items: loopItems, concurrency: 16, repeat: 1 })
+  add("limiters", "workload", { name: "w1-private-limiter", db, items: loopItems, concurrency: 16, repeat: 1 })
+  add("limiters", "workload", { name: "w1-shared-limiter", db, items: loopItems, concurrency: 16, repeat: 1 })
   add("w2", "workload", { name: "w2", db, items: sleepyItems, concurrency: 50, repeat: 1 })
 }
 add("w3", "w3", { items: loopItems, concurrency: 16 })
+// one batch and a campaign of the same items side by side in every round, each batch at W1's concurrency
+// batches of 100 (the measure asked for) and of 1,000 (how the overhead shrinks with the batch size)
+const campaignBatchSizes = quick ? [20, 200] : [100, 1_000]
+const campaignConcurrency = 4
+for (const db of ["postgres", "embedded"]) {
+  for (const batchSize of [0, ...campaignBatchSizes]) {
+    add("campaign", "campaign", { db, items: loopItems, concurrency: 16, batchSize, campaignConcurrency })
+  }
+}
+// the HTTP server under an RPC mix (Postgres), then one large batch over HTTP on each database
+add("load", "load-rpc", {
+  db: "postgres",
+  requests: quick ? 200 : 1_000,
+  warmup: quick ? 50 : 200,
+  concurrencies: [1, 16],
+  idleGets: quick ? 200 : 1_000
+})
+for (const db of ["postgres", "embedded"]) {
+  add("load", "load-large", { db, items: quick ? 10_000 : 100_000, concurrency: 16 })
+}
+add("limiters", "limiter", { ms: quick ? 1_000 : 3_000, fibers: 16 })
 for (const variant of ["tuned", "default"]) {
   add("peer", "graphile", { workload: "w1", variant, items: loopItems, concurrency: 16 })
   add("peer", "graphile", { workload: "w2", variant, items: sleepyItems, concurrency: 50 })
@@ -123,12 +147,6 @@ const runChild = (job: Job) =>
       resolve(results)
     })
   })
-
-const median = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] ?? 0 : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
-}
 
 const keyOf = (r: Result) => `${r.bench}|${r.db ?? ""}|${r.variant}`
 
@@ -267,6 +285,134 @@ const main = async () => {
           } | |`
         )
       }
+    }
+    lines.push("")
+  }
+  if (selected("limiters")) {
+    lines.push(
+      "### Rate limiters: W1 with every item through a limiter too high to bind",
+      "",
+      "| workload | database | run phase items/s | vs W1 | Node process CPU µs/item | server CPU µs/item |",
+      "|---|---|---:|---:|---:|---:|"
+    )
+    for (const db of ["postgres", "embedded"]) {
+      const w1 = num(get("w1", db, "fresh process"), "runPhaseItemsPerSecond")
+      for (
+        const [bench, label] of [
+          ["w1", "W1, no limiter"],
+          ["w1-private-limiter", "W1, the batch's own limiter"],
+          ["w1-shared-limiter", "W1, the tenant's shared limiter"]
+        ] as const
+      ) {
+        const r = get(bench, db, "fresh process")
+        if (r === undefined) continue
+        lines.push(
+          `| ${label} | ${db} | ${fmt(num(r, "runPhaseItemsPerSecond"))} | ${
+            ratio(num(r, "runPhaseItemsPerSecond"), w1)
+          } | ${fmt(num(r, "nodeCpuUsPerItem"))} | ${fmt(num(r, "serverCpuUsPerItem"))} |`
+        )
+      }
+    }
+    lines.push(
+      "",
+      "Shared limiter alone (16 fibers per process acquiring in a loop):",
+      "",
+      "| processes | acquisitions/s | slowest process | Node CPU µs/acquisition | server CPU µs/acquisition |",
+      "|---|---:|---|---:|---:|"
+    )
+    for (const variant of ["1 process", "2 processes"]) {
+      const r = get("shared-limiter", "postgres", variant)
+      if (r === undefined) continue
+      lines.push(
+        `| ${variant} | ${fmt(num(r, "acquisitionsPerSecond"))} | ${fmt(num(r, "slowestProcess"))} | ${
+          fmt(num(r, "nodeCpuUsPerAcquisition"), 2)
+        } | ${fmt(num(r, "serverCpuUsPerAcquisition"), 2)} |`
+      )
+    }
+    lines.push("")
+  }
+  if (selected("campaign")) {
+    const campaignVariants = campaignBatchSizes.map((size) =>
+      `campaign: ${loopItems / size} batches of ${size}, ${campaignConcurrency} at a time`
+    )
+    lines.push(
+      `### Campaign overhead: ${loopItems.toLocaleString("en-US")} no-op items, every batch at concurrency 16`,
+      "",
+      "| database | shape | items/s (submit → settled) | vs one batch | submit ms | submit → first start ms | batch start → first item ms | last item → batch settled ms | batch settled → next start ms (median / max) | last batch → campaign settled ms | occupancy | Node CPU µs/item | server CPU µs/item | exactly-once |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    )
+    for (const db of ["postgres", "embedded"]) {
+      const single = num(get("campaign", db, "one batch"), "itemsPerSecond")
+      for (const variant of ["one batch", ...campaignVariants]) {
+        const r = get("campaign", db, variant)
+        if (r === undefined) continue
+        const isCampaign = variant !== "one batch"
+        lines.push(
+          `| ${db} | ${variant} | ${fmt(num(r, "itemsPerSecond"))} | ${ratio(num(r, "itemsPerSecond"), single)} | ${
+            fmt(num(r, "submitMs"))
+          } | ${fmt(num(r, "submitToFirstStartMs"))} | ${isCampaign ? fmt(num(r, "batchStartToFirstItemMs")) : "–"} | ${
+            fmt(num(r, "batchLastItemToSettledMs"))
+          } | ${
+            isCampaign ? `${fmt(num(r, "settledToNextStartMs"))} / ${fmt(num(r, "settledToNextStartMaxMs"))}` : "–"
+          } | ${isCampaign ? fmt(num(r, "lastBatchToSettledMs")) : "–"} | ${
+            isCampaign ? fmt(num(r, "occupancy"), 2) : "–"
+          } | ${fmt(num(r, "nodeCpuUsPerItem"))} | ${fmt(num(r, "serverCpuUsPerItem"))} | ${
+            r.extra?.["exactlyOnce"] ?? "–"
+          } |`
+        )
+      }
+    }
+    lines.push("")
+  }
+  if (selected("load")) {
+    const kinds = ["CreateBatch", "GetBatch", "GetProgress", "ListItems", "GetResults", "ListBatches", "all"]
+    lines.push(
+      "### Load: RPC mix over HTTP (postgres), latency p50 / p95 / p99 / max (ms)",
+      "",
+      `| concurrency | requests/s | errors | ${
+        kinds.join(" | ")
+      } | heap before → after (MiB, after GC) | growth | Node CPU / Postgres CPU per request (ms) | Node CPU share |`,
+      `|---:|---:|---:|${kinds.map(() => "---:|").join("")}---:|---:|---:|---:|`
+    )
+    for (const concurrency of [1, 16]) {
+      const r = get("load-rpc", "postgres", `concurrency ${concurrency}`)
+      if (r === undefined) continue
+      const cell = (kind: string) =>
+        ["P50", "P95", "P99", "Max"].map((p) => fmt(num(r, `${kind}${p}Ms`), 1)).join(" / ")
+      lines.push(
+        `| ${concurrency} | ${fmt(num(r, "requestsPerSecond"))} | ${fmt(num(r, "errors"))} | ${
+          kinds.map(cell).join(" | ")
+        } | ${fmt(num(r, "heapBeforeMiB"), 1)} → ${fmt(num(r, "heapAfterMiB"), 1)} | ${
+          fmt(num(r, "heapGrowthPct"), 1)
+        }% | ${fmt(num(r, "nodeCpuMsPerRequest"), 2)} / ${fmt(num(r, "serverCpuMsPerRequest"), 2)} | ${
+          fmt(num(r, "nodeCpuShare"), 2)
+        } |`
+      )
+    }
+    const idle = get("load-idle-get", "postgres", "sequential GetBatch")
+    if (idle !== undefined) {
+      lines.push(
+        "",
+        `Idle server, ${fmt(idle.items)} sequential GetBatch: p50 / p95 / p99 / max ${
+          ["P50", "P95", "P99", "Max"].map((p) => fmt(num(idle, `get${p}Ms`), 2)).join(" / ")
+        } ms, ${fmt(num(idle, "errors"))} errors; Node CPU / Postgres CPU per request ${
+          fmt(num(idle, "nodeCpuMsPerRequest"), 2)
+        } / ${fmt(num(idle, "serverCpuMsPerRequest"), 2)} ms`
+      )
+    }
+    lines.push(
+      "",
+      "| database | items | submit (CreateBatch) ms | total ms | items/s (submit → Completed) | run phase items/s | peak RSS − baseline (MiB) | peak heap − baseline (MiB) |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for (const db of ["postgres", "embedded"]) {
+      const r = [...summary.values()].find((x) => x.bench === "load-large" && x.db === db)
+      if (r === undefined) continue
+      lines.push(
+        `| ${db} | ${fmt(r.items)} | ${fmt(num(r, "submitMs"))} | ${fmt(r.ms)} | ${fmt(num(r, "itemsPerSecond"))} | ${
+          fmt(num(r, "runPhaseItemsPerSecond"))
+        } | ${fmt(num(r, "rssPeakMiB"), 1)} | ${fmt(num(r, "heapPeakMiB"), 1)} |`
+      )
     }
     lines.push("")
   }

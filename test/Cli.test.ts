@@ -2,60 +2,8 @@ import { Http } from "@effect-batch/server"
 import { TestDatabase } from "@effect-batch/tables"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { batchIdOf, cli, ok, paced, writeItems } from "./support/Cli.js"
 import { server, tokens } from "./support/HttpServer.js"
-
-const bin = Path.resolve(import.meta.dirname, "../packages/server/src/bin.ts")
-
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the CLI in a child process, as a user would. */
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<Run>((resume) => {
-    const child = ChildProcess.execFile(
-      process.execPath,
-      ["--conditions=@effect-batch/source", "--import", "tsx", bin, ...args],
-      { env: { ...process.env, ...env, CI: "" }, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) =>
-        resume(
-          Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
-        )
-    )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
-
-const ok = (run: Run) => {
-  assert.strictEqual(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`)
-  return run.stdout
-}
-
-const batchIdOf = (stdout: string) => {
-  const match = /^([0-9a-f-]{36}) (\w+)$/m.exec(stdout)
-  assert.isNotNull(match, stdout)
-  return { id: match![1]!, state: match![2]! }
-}
-
-const writeItems = (items: ReadonlyArray<{ readonly key: string; readonly input: unknown }>, ndjson: boolean) => {
-  const file = Path.join(
-    Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-batch-cli-")),
-    ndjson ? "items.ndjson" : "items.json"
-  )
-  Fs.writeFileSync(file, ndjson ? items.map((i) => JSON.stringify(i)).join("\n") : JSON.stringify(items))
-  return file
-}
-
-const paced = (n: number, ms: number, failing: ReadonlyArray<number> = []) =>
-  Array.from({ length: n }, (_, i) => ({
-    key: `item-${String(i).padStart(3, "0")}`,
-    input: { ms, fail: failing.includes(i) }
-  }))
 
 layer(server(TestDatabase.layerEmbedded), { timeout: "240 seconds", excludeTestServices: true })("the CLI", (it) => {
   const common = Effect.map(Http.url, (url) => ["--url", url, "--token", tokens.acme])
@@ -152,6 +100,22 @@ layer(server(TestDatabase.layerEmbedded), { timeout: "240 seconds", excludeTestS
       assert.notStrictEqual(refused.code, 0)
       assert.include(refused.stderr, "InvalidTransition")
       assert.include(refused.stderr, "RerunFromStep")
+    }))
+
+  it.effect("limiters define, list, show and delete the tenant's shared limiters", () =>
+    Effect.gen(function*() {
+      const base = yield* common
+      const defined = ok(yield* cli(["limiters", "define", "llm", "--limit", "20", "--interval", "1 minute", ...base]))
+      assert.match(defined, /^llm {2}0\/20 per 1 minute {2}available 20 {2}not held back {2}throttles 0/m)
+      assert.match(ok(yield* cli(["limiters", "list", ...base])), /^llm {2}0\/20 per 1 minute/m)
+      assert.match(ok(yield* cli(["limiters", "show", "llm", ...base])), /^llm /m)
+      const bad = yield* cli(["limiters", "define", "llm", "--limit", "0", "--interval", "1 minute", ...base])
+      assert.notStrictEqual(bad.code, 0)
+      assert.include(bad.stderr, "InvalidRequest")
+      assert.include(ok(yield* cli(["limiters", "delete", "llm", ...base])), "deleted llm")
+      const gone = yield* cli(["limiters", "show", "llm", ...base])
+      assert.notStrictEqual(gone.code, 0)
+      assert.include(gone.stderr, "LimiterNotFound")
     }))
 
   it.effect("a client command without a token fails before any request: there is no default credential", () =>

@@ -1,19 +1,16 @@
 import { Errors, Ids } from "@effect-batch/domain"
-import { BatchOrchestrator, Http } from "@effect-batch/server"
-import { Database, TestDatabase } from "@effect-batch/tables"
+import { BatchClient, BatchOrchestrator, Http } from "@effect-batch/server"
+import { TestDatabase } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { bearer, echo, items, paced, request, rpcExit, rpcLine, rpcOutcome, server } from "./support/HttpServer.js"
-import { freshDatabase } from "./support/Processes.js"
-import * as TcpProxy from "./support/TcpProxy.js"
+import { serverBehindProxy } from "./support/ProxiedServer.js"
+import { serveEmbedded as serve } from "./support/ServeProcess.js"
 
 const acme = { tenant: Schema.decodeSync(Ids.TenantId)("acme"), actor: "alice" }
 
@@ -185,51 +182,8 @@ for (const [name, db] of TestDatabase.databases) {
   )
 }
 
-const bin = Path.resolve(import.meta.dirname, "../packages/server/src/bin.ts")
-
-/** Runs `effect-batch serve` on the embedded database until the scope closes; gives its start-up line. */
-const serve = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-batch-serve-"))
-      const childEnv: Record<string, string | undefined> = { ...process.env, ...env, EFFECT_BATCH_DATA_DIR: dataDir }
-      delete childEnv["DATABASE_URL"]
-      delete childEnv["EFFECT_BATCH_HOST"]
-      // an empty value in `env` means: not set at all
-      for (const [name, value] of Object.entries(env)) if (value === "") delete childEnv[name]
-      const child = ChildProcess.spawn(process.execPath, [
-        "--conditions=@effect-batch/source",
-        "--import",
-        "tsx",
-        bin,
-        "serve",
-        "--port",
-        "0",
-        ...args
-      ], {
-        env: childEnv,
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      return { child, dataDir }
-    }),
-    ({ child, dataDir }) =>
-      Effect.async<void>((resume) => {
-        child.once("exit", () => resume(Effect.void))
-        if (!child.kill("SIGKILL")) resume(Effect.void)
-      }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true }))))
-  ).pipe(
-    Effect.flatMap(({ child }) =>
-      Effect.async<string, Error>((resume) => {
-        let stderr = ""
-        child.stderr.on("data", (chunk: Buffer) => stderr += chunk.toString())
-        child.once("exit", (code) => resume(Effect.fail(new Error(`serve exited with ${code}: ${stderr}`))))
-        Readline.createInterface({ input: child.stdout }).on("line", (line) => {
-          if (line.includes("listening on")) resume(Effect.succeed(line))
-        })
-      })
-    ),
-    Effect.timeout("60 seconds")
-  )
+/** The workflows every `serve` below runs. */
+const workflows = ["--workflows", "test/support/ServeWorkflows.ts"]
 
 const portOf = (line: string) => Number(/listening on http:\/\/[^:]+:(\d+)/.exec(line)?.[1])
 
@@ -246,12 +200,12 @@ describe("serve", () => {
     () =>
       Effect.gen(function*() {
         const secret = "s3cret-token-not-to-print"
-        const line = yield* serve([], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
+        const line = yield* serve(workflows, { EFFECT_BATCH_TOKENS: `${secret}=acme` })
         assert.notInclude(line, secret)
         assert.match(line, /listening on http:\/\/127\.0\.0\.1:\d+ \(dashboard: http:\/\/127\.0\.0\.1:\d+\/\)/)
         assert.isTrue(yield* answers("127.0.0.1", portOf(line)))
         assert.isFalse(yield* answers("127.0.0.2", portOf(line)))
-        const elsewhere = yield* serve(["--host", "127.0.0.2"], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
+        const elsewhere = yield* serve([...workflows, "--host", "127.0.0.2"], { EFFECT_BATCH_TOKENS: `${secret}=acme` })
         assert.isTrue(yield* answers("127.0.0.2", portOf(elsewhere)))
       }).pipe(Effect.scoped),
     180_000
@@ -271,18 +225,39 @@ describe("serve", () => {
   )
 })
 
+describe("serve with shared limiters", () => {
+  it.live(
+    "defines the limiters EFFECT_BATCH_LIMITERS gives at start, and refuses a malformed value, naming it",
+    () =>
+      Effect.gen(function*() {
+        const secret = "limiters-token-0123456789"
+        const refused = yield* Effect.flip(serve(workflows, {
+          EFFECT_BATCH_TOKENS: `${secret}=acme`,
+          EFFECT_BATCH_LIMITERS: `{"acme":{"anthropic":{"limit":0,"interval":"1 minute"}}}`
+        }))
+        assert.include(refused.message, "EFFECT_BATCH_LIMITERS")
+        const line = yield* serve(workflows, {
+          EFFECT_BATCH_TOKENS: `${secret}=acme`,
+          EFFECT_BATCH_LIMITERS: `{"acme":{"anthropic":{"limit":10,"interval":"1 minute"}}}`
+        })
+        const client = yield* Layer.build(
+          BatchClient.layerFetch({ url: `http://127.0.0.1:${portOf(line)}`, token: secret })
+        ).pipe(Effect.map((context) => Context.get(context, BatchClient.BatchClient)))
+        const defined = yield* client.listLimiters()
+        assert.deepStrictEqual(defined.map((l) => [l.name, l.limit, Duration.toMillis(l.interval)]), [
+          ["anthropic", 10, 60_000]
+        ])
+      }).pipe(Effect.scoped),
+    180_000
+  )
+})
+
 describe("while Postgres is down", () => {
   it.live(
     "RPCs fail with StorageUnavailable, the SSE route answers 503, and both recover",
     () =>
       Effect.gen(function*() {
-        const direct = new URL(yield* freshDatabase)
-        const proxy = yield* TcpProxy.make(`http://127.0.0.1:${direct.port}`)
-        const proxied = new URL(direct)
-        proxied.port = new URL(proxy.url).port
-        const context = yield* Layer.build(server(Database.layerPostgres(proxied.toString())))
-        const base = yield* Effect.provide(Http.url, context)
-        const o = yield* Effect.provide(BatchOrchestrator.BatchOrchestrator, context)
+        const { base, orchestrator: o, proxy } = yield* serverBehindProxy
         const batch = yield* o.submitEncoded(paced.name, items(1, 1), { review: true }, acme)
         const rpc = rpcTo(base)
         const events = request(`${base}/batches/${batch.id}/events`, { headers: bearer("acme") })

@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { bearer, items, paced, request, rpcLine, server, tokens } from "./support/HttpServer.js"
+import { parse } from "./support/Prometheus.js"
 import { connect } from "./support/SseClient.js"
 
 const acme = { tenant: Schema.decodeSync(Ids.TenantId)("acme"), actor: "alice" }
@@ -161,6 +162,19 @@ for (const [name, db] of TestDatabase.databases) {
           assert.isTrue(Either.isLeft(Either.flatMap(Auth.parse("a b=acme"), Auth.make)))
         }))
 
+      it.effect("a tokens file holds the same entries by line or by comma, with # comment lines", () =>
+        Effect.sync(() => {
+          const parsed = Auth.parseFile("# ops\r\nabc#1=acme:ops, t2=globex\n\n   # retired: old=acme\nt3=initech\n")
+          assert.deepStrictEqual(Either.getOrThrow(parsed), [
+            { token: "abc#1", tenant: "acme", actor: "ops" },
+            { token: "t2", tenant: "globex", actor: undefined },
+            { token: "t3", tenant: "initech", actor: undefined }
+          ])
+          for (const bad of ["", "# only a comment\n", "token\n", "a=acme\nb=\n"]) {
+            assert.isTrue(Either.isLeft(Auth.parseFile(bad)), bad)
+          }
+        }))
+
       it.scoped("/health and /metrics answer without a token, with no tenant data", () =>
         Effect.gen(function*() {
           const base = yield* Http.url
@@ -184,6 +198,10 @@ for (const [name, db] of TestDatabase.databases) {
             ]
           ) assert.include(metrics.body, family)
           assert.notInclude(metrics.body, "acme")
+          // well-formed, with this process's attempt counters beside the gauges
+          const families = parse(metrics.body)
+          assert.strictEqual(families.get("effect_batch_attempts_started_total")?.type, "counter")
+          assert.strictEqual(families.get("effect_batch_batches")?.type, "gauge")
         }))
     }
   )

@@ -1,4 +1,4 @@
-import { Ids, Rpcs } from "@effect-batch/domain"
+import { Api, Ids } from "@effect-batch/domain"
 import { BatchOrchestrator, Http } from "@effect-batch/server"
 import { TestDatabase } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -26,7 +26,7 @@ const snapshot = Effect.gen(function*() {
 })
 
 const payloadSchemas = new Map<string, Schema.Schema.AnyNoContext>()
-for (const rpc of Rpcs.BatchRpcs.requests.values()) payloadSchemas.set(rpc._tag, rpc.payloadSchema)
+for (const rpc of Api.Api.requests.values()) payloadSchemas.set(rpc._tag, rpc.payloadSchema)
 /** Whether the payload, as it goes over the wire (JSON drops `undefined`), decodes. */
 const isValidPayload = (tag: string, payload: unknown) => {
   const schema = payloadSchemas.get(tag)
@@ -56,6 +56,13 @@ const validPayloads = (batchId: string): Record<string, readonly [Record<string,
   ReleaseQuarantined: [{ batchId }, ["batchId", "itemKeys"]],
   UpdateConfig: [{ batchId, patch: { concurrency: 2 } }, ["batchId", "patch"]]
 })
+
+/** The same for the shared limiters' RPCs (they take no batch id). */
+const limiterPayloads: Record<string, readonly [Record<string, unknown>, ReadonlyArray<string>]> = {
+  DefineLimiter: [{ name: "api", limit: 10, interval: "1 second" }, ["name", "limit", "interval"]],
+  GetLimiter: [{ name: "api" }, ["name"]],
+  DeleteLimiter: [{ name: "api" }, ["name"]]
+}
 
 const expect400 = (answer: Answer, what: string) => {
   assert.strictEqual(answer.status, 400, `${what}: ${answer.body.slice(0, 300)}`)
@@ -103,7 +110,7 @@ for (const [name, db] of TestDatabase.databases) {
           for (const body of bodies) expect400(yield* rpc(body), `body ${JSON.stringify(body).slice(0, 80)}`)
 
           // 2. each field of each RPC's payload replaced by a value that does not decode, or missing
-          for (const [tag, [valid, fields]] of Object.entries(validPayloads(waiting.id))) {
+          for (const [tag, [valid, fields]] of Object.entries({ ...validPayloads(waiting.id), ...limiterPayloads })) {
             for (const field of fields) {
               const bad = sample(
                 fc.anything({ withNullPrototype: false }).map((value) => ({ ...valid, [field]: value })).filter((p) =>

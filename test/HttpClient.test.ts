@@ -110,7 +110,8 @@ for (const [name, db] of TestDatabase.databases) {
           )
           const last = (yield* c.get(batch.id)).lastSeq
           assert.deepStrictEqual(seqs(Chunk.toReadonlyArray(events)), oneTo(last))
-          assert.isAtLeast(proxy.accepted(), 3)
+          // the second cut may land after the rest of the events are already buffered: one reconnect is certain
+          assert.isAtLeast(proxy.accepted(), 2)
         }))
       }))
 

@@ -20,10 +20,10 @@ import {
 import { caller } from "./support/Harness.js"
 import {
   apiAt,
+  assertCompletedOnce,
   eventTags,
   freshDatabase,
   itemStates,
-  ledger,
   pollUntil,
   type ShareRow,
   shareRows,
@@ -109,25 +109,6 @@ const awaitSample = (
     yield* pollUntil(what, Effect.sync(() => samples().some(found)), timeout)
     const sample = samples().find(found)
     return sample!
-  })
-
-/** Every item succeeded exactly once; the counters match the item rows; sequences are gapless. */
-const assertCompletedOnce = (batchId: Ids.BatchId, total: number) =>
-  Effect.gen(function*() {
-    const recorded = yield* ledger(batchId)
-    assert.strictEqual(recorded.batch.state._tag, "Completed")
-    assert.deepStrictEqual(recorded.batch.counts, recorded.derived, "counters equal the item rows")
-    assert.strictEqual(recorded.derived.succeeded, total, "every item row is succeeded")
-    assert.strictEqual(recorded.itemSucceeded, total, "one ItemSucceeded per item")
-    assert.strictEqual(recorded.distinctSucceeded, total)
-    assert.strictEqual(recorded.maxPerKey, 1, "no item succeeded twice")
-    assert.strictEqual(recorded.otherOutcomes, 0)
-    assert.strictEqual(recorded.minSeq, 1, "sequences start at 1")
-    assert.strictEqual(recorded.maxSeq, recorded.events, "sequences are gapless")
-    assert.strictEqual(recorded.maxSeq, recorded.batch.lastSeq)
-    const states = yield* itemStates(batchId)
-    assert.strictEqual(states("succeeded"), total, "item rows: all succeeded")
-    return recorded
   })
 
 /**

@@ -15,6 +15,13 @@ export const serverUrl = process.env["BENCH_DATABASE_URL"] ?? TestDatabase.defau
 
 export type DbKind = "postgres" | "embedded"
 
+/** What every orchestrator measurement is sized by: the database, the items and their concurrency. */
+export interface Sizing {
+  readonly db: DbKind
+  readonly items: number
+  readonly concurrency: number
+}
+
 /** A result line a child process prints for the parent. */
 export interface Result {
   readonly bench: string
@@ -63,6 +70,25 @@ export const freshPostgres = Effect.acquireRelease(
       await admin.end()
     })
 )
+
+/**
+ * A fresh database of the kind for one measurement (a server database dropped with the scope, or an
+ * in-memory embedded one), and how to read the server's CPU so far (0 for the embedded one).
+ */
+export const freshDatabase = (db: DbKind) =>
+  Effect.map(db === "postgres" ? Effect.map(freshPostgres, ({ url }) => url) : Effect.succeed(undefined), (url) => ({
+    url,
+    layer: url === undefined ? Database.layerEmbedded({}) : Database.layerPostgres(url),
+    serverCpu: url === undefined ? Effect.succeed(0) : serverCpuMs(url)
+  }))
+
+/** The median of some numbers (0 for none). */
+export const median = (values: ReadonlyArray<number>) => {
+  if (values.length === 0) return 0
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] ?? 0 : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
+}
 
 /** A migrated fresh server database at `url`, with event notifications. */
 export const migratedPostgres = (url: string) => Layer.provideMerge(Migrations.layer, Database.layerPostgres(url))
@@ -118,11 +144,16 @@ export const pidCpuMs = (pid: number) => {
   }
 }
 
-/** CPU milliseconds used so far by the server processes serving the database at `url`. */
-export const serverCpuMs = (url: string) =>
+/**
+ * CPU milliseconds used so far by the server processes serving the database at `url` (those of the
+ * connections named `applicationName`, when given).
+ */
+export const serverCpuMs = (url: string, applicationName?: string) =>
   withPg(url, async (client) => {
     const { rows } = await client.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+      `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND ($1::text IS NULL OR application_name = $1)`,
+      [applicationName ?? null]
     )
     return rows.reduce((sum, { pid }) => sum + pidCpuMs(pid), 0)
   })

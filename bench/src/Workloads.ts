@@ -5,22 +5,13 @@
 import type { Ids } from "@effect-batch/domain"
 import { ItemKey } from "@effect-batch/domain/Ids"
 import { BatchOrchestrator, EffectBatch, Worker, Workflow, WorkflowRegistry } from "@effect-batch/server"
-import { Database, type TestDatabase } from "@effect-batch/tables"
+import type { TestDatabase } from "@effect-batch/tables"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { performance } from "node:perf_hooks"
-import {
-  type DbKind,
-  freshPostgres,
-  itemKey,
-  newBatchId,
-  processCpuMs,
-  report,
-  serverCpuMs,
-  since,
-  tenant
-} from "./Harness.js"
+import { freshDatabase, itemKey, newBatchId, processCpuMs, report, since, type Sizing, tenant } from "./Harness.js"
+import { defineUnbound, unbound } from "./Limiter.js"
 
 class NeverFails extends Schema.TaggedError<NeverFails>()("NeverFails", {}) {}
 
@@ -58,6 +49,15 @@ export const stepped = Workflow.make({
     )
 })
 
+/** W1's no-op work through a rate limiter named `fast` (the batch's own, or the tenant's shared one). */
+export const limitedNoop = Workflow.make({
+  name: "limited-noop",
+  input: Input,
+  output: Schema.Null,
+  error: NeverFails,
+  run: (_, ctx) => ctx.limit("fast")(Effect.succeed(null))
+})
+
 const decodeKey = Schema.decodeSync(ItemKey)
 
 export const items = (count: number) => Array.from({ length: count }, (_, i) => ({ key: itemKey(i), input: { n: i } }))
@@ -65,19 +65,24 @@ export const items = (count: number) => Array.from({ length: count }, (_, i) => 
 /** The orchestrator with its worker over a database layer. */
 export const orchestrator = (database: TestDatabase.TestDatabase, worker: Partial<Worker.WorkerOptions> = {}) =>
   EffectBatch.layer.pipe(
-    Layer.provide(WorkflowRegistry.layer(noop, sleepy, stepped)),
+    Layer.provide(WorkflowRegistry.layer(noop, sleepy, stepped, limitedNoop)),
     Layer.provide(Worker.layerConfig(worker)),
     Layer.provide(database)
   )
 
 /** Submits `count` items to `workflow` and awaits the batch: the total and the run phase (after the insert). */
-export const submitAndAwait = (workflow: Ids.WorkflowName, count: number, concurrency: number) =>
+export const submitAndAwait = (
+  workflow: Ids.WorkflowName,
+  count: number,
+  concurrency: number,
+  config: Record<string, unknown> = {}
+) =>
   Effect.gen(function*() {
     const o = yield* BatchOrchestrator.BatchOrchestrator
     const input = items(count)
     const cpu0 = processCpuMs()
     const start = performance.now()
-    const batch = yield* o.submitEncoded(workflow, input, { concurrency }, { tenant })
+    const batch = yield* o.submitEncoded(workflow, input, { ...config, concurrency }, { tenant })
     const submitted = performance.now()
     const elu0 = performance.eventLoopUtilization()
     const done = yield* o.await({ tenant }, batch.id)
@@ -100,23 +105,30 @@ export const submitAndAwait = (workflow: Ids.WorkflowName, count: number, concur
  * W1 (no-op items) or W2 (10 ms items) in this process, `repeat` times on one orchestrator (a warm
  * long-lived worker reports its later runs). On Postgres, also the server's CPU per item.
  */
-export const workload = (options: {
-  readonly name: "w1" | "w1-steps" | "w2"
-  readonly db: DbKind
-  readonly items: number
-  readonly concurrency: number
-  readonly repeat: number
-}) =>
+export const workload = (
+  options: Sizing & {
+    readonly name: "w1" | "w1-steps" | "w1-private-limiter" | "w1-shared-limiter" | "w2"
+    readonly repeat: number
+  }
+) =>
   Effect.gen(function*() {
-    const url = options.db === "postgres" ? (yield* freshPostgres).url : undefined
-    const serverCpu = url === undefined ? Effect.succeed(0) : serverCpuMs(url)
-    const context = yield* Layer.build(
-      orchestrator(url === undefined ? Database.layerEmbedded({}) : Database.layerPostgres(url))
-    )
-    const workflow = options.name === "w1" ? noop.name : options.name === "w1-steps" ? stepped.name : sleepy.name
+    const { layer, serverCpu, url } = yield* freshDatabase(options.db)
+    const context = yield* Layer.build(orchestrator(layer))
+    const workflow = {
+      "w1": noop.name,
+      "w1-steps": stepped.name,
+      "w1-private-limiter": limitedNoop.name,
+      "w1-shared-limiter": limitedNoop.name,
+      "w2": sleepy.name
+    }[options.name]
+    const config = options.name === "w1-private-limiter" ? { rateLimits: { fast: unbound } } : {}
+    if (options.name === "w1-shared-limiter") yield* Effect.provide(defineUnbound, context)
     for (let run = 1; run <= options.repeat; run++) {
       const server0 = yield* serverCpu
-      const result = yield* Effect.provide(submitAndAwait(workflow, options.items, options.concurrency), context)
+      const result = yield* Effect.provide(
+        submitAndAwait(workflow, options.items, options.concurrency, config),
+        context
+      )
       const serverUs = ((yield* serverCpu) - server0) * 1000 / options.items
       const ideal = options.name === "w2" ? options.items * 10 / options.concurrency : 0
       yield* report({

@@ -113,7 +113,9 @@ const recordingDatabase = (db: TestDatabase.TestDatabase, announced: Array<reado
       Notifier.of({
         notify: (channel, payload) =>
           Effect.suspend(() => {
-            announced.push([Number(payload.slice(payload.lastIndexOf(":") + 1)), now()])
+            // event notices are `batchId:seq`; command notices (a bare batch id) are not announcements
+            const seq = Number(payload.slice(payload.lastIndexOf(":") + 1))
+            if (payload.includes(":") && Number.isFinite(seq)) announced.push([seq, now()])
             return notifier.notify(channel, payload)
           }),
         listen: notifier.listen

@@ -8,6 +8,8 @@
  * - runs the README's first JavaScript example with plain Node (a 100-item batch on the embedded database)
  *   and checks every result it prints;
  * - runs `npx effect-batch --help`;
+ * - serves the README's workflow module with the installed `effect-batch serve`, submits and watches a
+ *   batch with the installed CLI, and stops the server with SIGTERM (`fixture/serve.mjs`);
  * - type-checks `fixture/consumer.ts` with `tsc` against the installed declarations.
  *
  * `bun run test:consumer` (`KEEP=1` keeps the project and prints where it is).
@@ -99,12 +101,24 @@ const importedPackages = (dir: string) => {
   return found
 }
 
+/** The README's JavaScript examples, in order. */
+const readmeExamples = () =>
+  [...Fs.readFileSync(Path.join(repo, "README.md"), "utf8").matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) =>
+    m[1] ?? ""
+  )
+
 /** The README's first JavaScript example, the program a user copies first. */
 const readmeExample = () => {
-  const readme = Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
-  const example = /^```js\n([\s\S]*?)^```$/m.exec(readme)?.[1]
+  const example = readmeExamples()[0]
   if (example === undefined) throw new Failed("README.md has no ```js example")
   return example
+}
+
+/** The README's workflow module for `effect-batch serve`. */
+const readmeWorkflows = () => {
+  const module = readmeExamples().find((example) => example.startsWith("// workflows.js"))
+  if (module === undefined) throw new Failed("README.md has no ```js example starting with // workflows.js")
+  return module
 }
 
 const checkExampleOutput = (stdout: string) => {
@@ -187,6 +201,11 @@ const main = () => {
   const { version } = readManifest(Path.join(repo, "packages", "server"))
   check(help.includes(`effect-batch ${version}`), `--help does not show version ${version}:\n${help}`)
   console.log(help.split("\n").slice(0, 3).join("\n"))
+
+  step("serve the README's workflow module with the CLI, then SIGTERM")
+  Fs.writeFileSync(Path.join(project, "workflows.js"), readmeWorkflows())
+  Fs.copyFileSync(Path.join(fixture, "serve.mjs"), Path.join(project, "serve.mjs"))
+  run(process.execPath, ["serve.mjs"], project)
 
   step("type-check a TypeScript consumer")
   for (const file of ["consumer.ts", "tsconfig.json"]) {

@@ -2,14 +2,15 @@
  * What the durability tests share with the worker processes they spawn: the workflow, the lines a
  * worker process writes on stdout, and a settlement hook that records each run in a table of its own.
  */
-import { Worker, Workflow } from "@effect-batch/server"
-import { type BatchRecord, Tables } from "@effect-batch/tables"
+import { CampaignRunner, Worker, Workflow } from "@effect-batch/server"
+import { type BatchRecord, type CampaignRecord, Tables } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 
 /** A worker process is up: its layers are built and its worker loop runs. */
 export const Ready = Schema.TaggedStruct("Ready", { owner: Schema.String })
@@ -31,6 +32,9 @@ export const AttemptStarted = Schema.TaggedStruct("AttemptStarted", {
   start: Schema.Number
 })
 
+/** A worker process stored the batch it was told to submit (`SUBMIT_ITEMS`). */
+export const Submitted = Schema.TaggedStruct("Submitted", { owner: Schema.String, batchId: Schema.String })
+
 /** The settlement hook of a worker process started and has not committed yet. */
 export const HookStarted = Schema.TaggedStruct("HookStarted", { owner: Schema.String, batchId: Schema.String })
 
@@ -48,8 +52,23 @@ export const Watched = Schema.TaggedStruct("Watched", {
   lastTag: Schema.String
 })
 
+/** The campaign settlement hook of a worker process started and has not committed yet. */
+export const CampaignHookStarted = Schema.TaggedStruct("CampaignHookStarted", {
+  owner: Schema.String,
+  campaignId: Schema.String
+})
+
 /** A line a worker process writes on stdout. */
-export const ChildMessage = Schema.Union(Ready, Attempt, AttemptStarted, HookStarted, Watching, Watched)
+export const ChildMessage = Schema.Union(
+  Ready,
+  Attempt,
+  AttemptStarted,
+  Submitted,
+  HookStarted,
+  CampaignHookStarted,
+  Watching,
+  Watched
+)
 export type ChildMessage = typeof ChildMessage.Type
 
 const encodeLine = Schema.encodeSync(Schema.parseJson(ChildMessage))
@@ -78,26 +97,41 @@ export const workflowName = "durable-work"
 
 /**
  * Takes `itemMs` of real time per item, reports each attempt as it begins to `onStart` and each
- * finished attempt to `onAttempt`.
+ * finished attempt to `onAttempt`; the attempts of the `poison` item end the process.
  */
 export const durableWork = (options: {
   readonly itemMs: number
   readonly onAttempt?: ((attempt: typeof Attempt.Type) => Effect.Effect<void>) | undefined
   readonly onStart?: ((started: typeof AttemptStarted.Type) => Effect.Effect<void>) | undefined
   readonly owner?: string | undefined
+  /**
+   * runs the attempt under this rate limiter (`onStart` then reports when the limiter let it go);
+   * the first attempt of a key ending in `-429` answers "rate limited, retry after `retryAfterMs`"
+   */
+  readonly limiter?: string | undefined
+  readonly retryAfterMs?: number | undefined
+  /** the key of an item whose every attempt ends its process at once (`process.exit(1)`): a poison pill */
+  readonly poison?: string | undefined
 }) =>
   Workflow.make({
     name: workflowName,
     input: WorkInput,
     output: WorkOutput,
     error: WorkError,
-    run: (input, context) =>
-      Effect.gen(function*() {
+    run: (input, context) => {
+      const attempt = Effect.gen(function*() {
         const start = wallClock()
         if (options.onStart !== undefined) {
           yield* options.onStart(
             AttemptStarted.make({ owner: options.owner ?? "", key: context.itemKey, attempt: context.attempt, start })
           )
+        }
+        if (context.itemKey === options.poison) return yield* Effect.sync(() => process.exit(1))
+        if (options.limiter !== undefined && context.itemKey.endsWith("-429") && context.attempt === 1) {
+          return yield* new Workflow.RateLimited({
+            retryAfter: Duration.millis(options.retryAfterMs ?? 2_000),
+            limiter: options.limiter
+          })
         }
         if (options.itemMs > 0) yield* Effect.sleep(Duration.millis(options.itemMs))
         const end = wallClock()
@@ -108,6 +142,8 @@ export const durableWork = (options: {
         }
         return { n: input.n, doubled: input.n * 2 }
       })
+      return options.limiter === undefined ? attempt : context.limit(options.limiter)(attempt)
+    }
   })
 
 /** The table in which the stepped workflow records every run of a step body. */
@@ -208,6 +244,58 @@ export const recordingHook = (options: {
       sql`INSERT INTO ${sql(hookTable)} (batch_id, state_tag, succeeded, failed, owner)
         VALUES (${record.id}::uuid, ${record.state._tag}, ${record.counts.succeeded}, ${record.counts.failed},
           ${options.owner})`.pipe(
+        Effect.zipRight(options.after === undefined ? Effect.void : options.after(record)),
+        Effect.asVoid
+      ))
+  )
+
+/** The table in which the recording campaign hook writes one row per run. */
+export const campaignHookTable = "campaign_hook_runs"
+
+/** Creates the campaign hook's table if it does not exist. */
+export const createCampaignHookTable = createTable(
+  campaignHookTable,
+  "run serial PRIMARY KEY, campaign_id uuid NOT NULL, state_tag text NOT NULL, results int NOT NULL, " +
+    "succeeded int NOT NULL, owner text NOT NULL"
+)
+
+/** The committed campaign hook runs of a campaign, in order. */
+export const campaignHookRuns = (campaignId: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql`SELECT state_tag, results, succeeded, owner FROM ${sql(campaignHookTable)}
+      WHERE campaign_id = ${campaignId}::uuid ORDER BY run`
+  ).pipe(
+    Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({
+      state_tag: Schema.String,
+      results: Schema.Number,
+      succeeded: Schema.Number,
+      owner: Schema.String
+    })))),
+    Effect.orDie
+  )
+
+/**
+ * A campaign settlement hook that reads the merged results and inserts a row (how many results, how
+ * many succeeded) through the worker's own `SqlClient`, then runs `after` (which may hang).
+ */
+export const recordingCampaignHook = (options: {
+  readonly owner: string
+  readonly after?: ((record: CampaignRecord.CampaignRecord) => Effect.Effect<void, unknown>) | undefined
+}): Layer.Layer<CampaignRunner.CampaignSettledHook, never, SqlClient.SqlClient> =>
+  Layer.effect(
+    CampaignRunner.CampaignSettledHook,
+    Effect.map(SqlClient.SqlClient, (sql) => (record: CampaignRecord.CampaignRecord, results) =>
+      Stream.runFold(results, { results: 0, succeeded: 0 }, (acc, r) => ({
+        results: acc.results + 1,
+        succeeded: acc.succeeded + (r.state === "Succeeded" ? 1 : 0)
+      })).pipe(
+        Effect.flatMap((counted) =>
+          sql`INSERT INTO ${sql(campaignHookTable)} (campaign_id, state_tag, results, succeeded, owner)
+            VALUES (${record.id}::uuid, ${record.state._tag}, ${counted.results}, ${counted.succeeded},
+              ${options.owner})`
+        ),
         Effect.zipRight(options.after === undefined ? Effect.void : options.after(record)),
         Effect.asVoid
       ))

@@ -47,12 +47,53 @@ export const echo = Workflow.make({
   run: (input) => Effect.succeed(input)
 })
 
+export class ScriptedError extends Schema.TaggedError<ScriptedError>()("ScriptedError", {
+  retryable: Schema.Boolean
+}) {}
+export class Poison extends Schema.TaggedError<Poison>()("Poison", {}) {}
+
+/** What one attempt of a `scripted` item does. */
+export const ScriptStep = Schema.Literal("ok", "retry", "fail", "poison", "throttle", "timeout", "defect")
+
+/**
+ * Attempt `n` of an item does step `n` of its script (the last one again past its end): succeed,
+ * fail retryably, fail for good, fail with `Poison` (for a quarantine category), answer 429 on the
+ * `downstream` limiter, hang until its timeout, or die.
+ */
+export const scripted = Workflow.make({
+  name: "scripted",
+  input: Schema.Struct({ script: Schema.NonEmptyArray(ScriptStep) }),
+  output: Schema.Struct({ attempt: Schema.Number }),
+  error: Schema.Union(ScriptedError, Poison),
+  retryable: (e) => e._tag === "ScriptedError" && e.retryable,
+  run: (input, context) => {
+    const step = input.script[Math.min(context.attempt, input.script.length) - 1]
+    switch (step) {
+      case "retry":
+        return Effect.fail(new ScriptedError({ retryable: true }))
+      case "fail":
+        return Effect.fail(new ScriptedError({ retryable: false }))
+      case "poison":
+        return Effect.fail(new Poison())
+      case "throttle":
+        return Effect.fail(new Workflow.RateLimited({ limiter: "downstream", retryAfter: Duration.millis(20) }))
+      case "timeout":
+        return Effect.never
+      case "defect":
+        return Effect.die("scripted defect")
+      default:
+        return Effect.succeed({ attempt: context.attempt })
+    }
+  }
+})
+
 /** `n` items that each take `ms`. */
 export const items = (n: number, ms: number) =>
   Array.from({ length: n }, (_, i) => ({ key: `item-${String(i).padStart(4, "0")}`, input: { ms } }))
 
 /**
- * A server on a free port over `db`, with the orchestrator running `paced` and `echo`, and the tokens above.
+ * A server on a free port over `db`, with the orchestrator running `paced`, `echo` and `scripted`, and
+ * the tokens above.
  * Exposes the database, the orchestrator and the server (for its address).
  */
 export const server = (db: TestDatabase.TestDatabase, config: Http.ServeOptions["config"] = {}) =>
@@ -63,7 +104,7 @@ export const server = (db: TestDatabase.TestDatabase, config: Http.ServeOptions[
     ])),
     Layer.provideMerge(
       EffectBatch.layer.pipe(
-        Layer.provide(WorkflowRegistry.layer(paced, echo)),
+        Layer.provide(WorkflowRegistry.layer(paced, echo, scripted)),
         Layer.provide(Worker.layerConfig({ pollInterval: Duration.millis(100) }))
       )
     ),

@@ -5,8 +5,9 @@
  */
 import type { Ids, ItemCounts } from "@effect-batch/domain"
 import { BatchOrchestrator, EffectBatch, Worker, WorkflowRegistry } from "@effect-batch/server"
-import { Database, ItemRepo, Tables, TestDatabase } from "@effect-batch/tables"
+import { Database, ItemRepo, type Notifier, Tables, TestDatabase } from "@effect-batch/tables"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -42,17 +43,20 @@ export const freshDatabase = Effect.gen(function*() {
 })
 
 /**
- * The orchestrator in the test process, API only (its worker loop does not run items), over the
- * database at `url`, with that database's `SqlClient`.
+ * The orchestrator in the test process, API only (its worker loop does not run items), over
+ * `database`, with that database's `SqlClient`.
  */
-export const apiAt = (url: string) =>
+export const apiOn = <E>(database: Layer.Layer<SqlClient.SqlClient | Notifier.Notifier, E>) =>
   EffectBatch.layer.pipe(
     Layer.provide(Layer.mergeAll(
       WorkflowRegistry.layer(durableWork({ itemMs: 0 })),
       Worker.layerConfig({ enabled: false, pollInterval: Duration.millis(100) })
     )),
-    Layer.provideMerge(Database.layerPostgres(url))
+    Layer.provideMerge(database)
   )
+
+/** `apiOn` the Postgres database at `url`. */
+export const apiAt = (url: string) => apiOn(Database.layerPostgres(url))
 
 /** A running worker process. */
 export interface WorkerProcess {
@@ -171,6 +175,7 @@ const Ledger = Schema.Struct({
   distinctSucceeded: Schema.Number,
   maxPerKey: Schema.Number,
   otherOutcomes: Schema.Number,
+  lostAttempts: Schema.Number,
   events: Schema.Number,
   minSeq: Schema.NullOr(Schema.Number),
   maxSeq: Schema.NullOr(Schema.Number),
@@ -179,7 +184,8 @@ const Ledger = Schema.Struct({
 
 /**
  * What a batch recorded, read from the tables: its row's counters against counts derived from its
- * item rows, its `ItemSucceeded` events per key, and its event sequences.
+ * item rows, its `ItemSucceeded` events per key, its failures (`otherOutcomes`; a retry of an attempt
+ * lost with its process is counted apart, as `lostAttempts`), and its event sequences.
  */
 export const ledger = (batchId: Ids.BatchId) =>
   Effect.gen(function*() {
@@ -196,7 +202,10 @@ export const ledger = (batchId: Ids.BatchId) =>
         (SELECT count(*)::int FROM ok) AS "distinctSucceeded",
         (SELECT COALESCE(max(n), 0)::int FROM ok) AS "maxPerKey",
         (SELECT count(*)::int FROM ${events} WHERE batch_id = ${batchId}::uuid
-          AND tag IN ('ItemFailed', 'ItemQuarantined', 'ItemSkipped', 'ItemRetryScheduled')) AS "otherOutcomes",
+          AND tag IN ('ItemFailed', 'ItemQuarantined', 'ItemSkipped', 'ItemRetryScheduled')
+          AND NOT (tag = 'ItemRetryScheduled' AND payload->'error'->>'category' = 'worker-lost')) AS "otherOutcomes",
+        (SELECT count(*)::int FROM ${events} WHERE batch_id = ${batchId}::uuid AND tag = 'ItemRetryScheduled'
+          AND payload->'error'->>'category' = 'worker-lost') AS "lostAttempts",
         (SELECT count(*)::int FROM ${events} WHERE batch_id = ${batchId}::uuid) AS events,
         (SELECT min(seq) FROM ${events} WHERE batch_id = ${batchId}::uuid) AS "minSeq",
         (SELECT max(seq) FROM ${events} WHERE batch_id = ${batchId}::uuid) AS "maxSeq",
@@ -210,6 +219,37 @@ export const ledger = (batchId: Ids.BatchId) =>
       Effect.flatMap(ItemRepo.ItemRepo, (items) => items.countFromItems(batchId))
     )
     return { ...recorded, batch, derived }
+  })
+
+/** Every item succeeded exactly once; the counters match the item rows; sequences are gapless. */
+export const assertCompletedOnce = (batchId: Ids.BatchId, total: number) =>
+  Effect.gen(function*() {
+    const recorded = yield* ledger(batchId)
+    assert.strictEqual(recorded.batch.state._tag, "Completed")
+    assert.deepStrictEqual(recorded.batch.counts, recorded.derived, "counters equal the item rows")
+    assert.strictEqual(recorded.derived.succeeded, total, "every item row is succeeded")
+    assert.strictEqual(recorded.itemSucceeded, total, "one ItemSucceeded per item")
+    assert.strictEqual(recorded.distinctSucceeded, total)
+    assert.strictEqual(recorded.maxPerKey, 1, "no item succeeded twice")
+    assert.strictEqual(recorded.otherOutcomes, 0)
+    assert.strictEqual(recorded.minSeq, 1, "sequences start at 1")
+    assert.strictEqual(recorded.maxSeq, recorded.events, "sequences are gapless")
+    assert.strictEqual(recorded.maxSeq, recorded.batch.lastSeq)
+    const states = yield* itemStates(batchId)
+    assert.strictEqual(states("succeeded"), total, "item rows: all succeeded")
+    return recorded
+  })
+
+/** How many of the batch's items `owner` holds leased or running, as the item rows say. */
+export const leasesHeld = (batchId: Ids.BatchId, owner: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* Tables.Tables
+    const rows = yield* sql`
+      SELECT count(*)::int AS n FROM ${sql(t.items)}
+      WHERE batch_id = ${batchId}::uuid AND lease_owner = ${owner} AND state IN ('leased', 'running')
+    `.pipe(Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: Schema.Number })))), Effect.orDie)
+    return rows[0]?.n ?? 0
   })
 
 const ShareRow = Schema.Struct({

@@ -9,7 +9,6 @@ import { BatchConfig, ConfigPatch, LimiterName } from "./BatchConfig.js"
 import { FailureReason, PauseReason } from "./BatchState.js"
 import { DurationString } from "./Duration.js"
 import { Actor, BatchId, ItemKey, Note, Sequence, WorkflowName } from "./Ids.js"
-import { ItemCounts } from "./ItemCounts.js"
 import { ItemError } from "./ItemError.js"
 import { Summary } from "./Summary.js"
 
@@ -152,18 +151,6 @@ export const Throttled = Schema.TaggedStruct("Throttled", {
   effectiveConcurrency: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 })
 /**
- * A periodic snapshot of a batch's progress.
- *
- * @since 0.1.0
- */
-export const ProgressSnapshot = Schema.TaggedStruct("ProgressSnapshot", {
-  ...common,
-  counts: ItemCounts,
-  itemsPerSecond: Measure,
-  etaSeconds: Schema.optionalWith(Measure, { exact: true })
-})
-
-/**
  * Every event of a batch. Each carries the batch id, its per-batch sequence number and a timestamp.
  *
  * @since 0.1.0
@@ -191,8 +178,7 @@ export const BatchEvent = Schema.Union(
   ItemQuarantined,
   ItemReleased,
   ItemSkipped,
-  Throttled,
-  ProgressSnapshot
+  Throttled
 ).annotations({ identifier: "BatchEvent" })
 /** @since 0.1.0 */
 export type BatchEvent = typeof BatchEvent.Type
@@ -230,8 +216,7 @@ const tagRecord: { readonly [K in Tag]: null } = {
   ItemQuarantined: null,
   ItemReleased: null,
   ItemSkipped: null,
-  Throttled: null,
-  ProgressSnapshot: null
+  Throttled: null
 }
 
 /**

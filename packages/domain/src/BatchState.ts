@@ -27,17 +27,8 @@ export class CircuitBreakerOpen extends Schema.TaggedClass<CircuitBreakerOpen>()
   consecutiveFailures: Schema.NonNegativeInt
 }) {}
 
-/**
- * An operator paused the batch for maintenance.
- *
- * @since 0.1.0
- */
-export class Maintenance extends Schema.TaggedClass<Maintenance>()("Maintenance", {
-  note: Note
-}) {}
-
 /** @since 0.1.0 */
-export const PauseReason = Schema.Union(PausedByUser, CircuitBreakerOpen, Maintenance)
+export const PauseReason = Schema.Union(PausedByUser, CircuitBreakerOpen)
 /** @since 0.1.0 */
 export type PauseReason = typeof PauseReason.Type
 
@@ -61,17 +52,8 @@ export class ErrorBudgetExceeded extends Schema.TaggedClass<ErrorBudgetExceeded>
   settled: Schema.NonNegativeInt
 }) {}
 
-/**
- * The batch could not go on (its workflow is gone, its data is unreadable, ...).
- *
- * @since 0.1.0
- */
-export class FatalError extends Schema.TaggedClass<FatalError>()("FatalError", {
-  message: Schema.String
-}) {}
-
 /** @since 0.1.0 */
-export const FailureReason = Schema.Union(ItemFailedFinally, ErrorBudgetExceeded, FatalError)
+export const FailureReason = Schema.Union(ItemFailedFinally, ErrorBudgetExceeded)
 /** @since 0.1.0 */
 export type FailureReason = typeof FailureReason.Type
 
@@ -222,3 +204,10 @@ export const terminalTags: ReadonlyArray<Tag> = ["Completed", "Failed", "Cancell
  * @since 0.1.0
  */
 export const isTerminal = (state: BatchState): boolean => terminalTags.includes(state._tag)
+
+/**
+ * States after which the batch's settled hook runs (a cancelled batch has no results to act on).
+ *
+ * @since 0.4.0
+ */
+export const settledTags: ReadonlyArray<Tag> = ["Completed", "Failed", "Rejected"]

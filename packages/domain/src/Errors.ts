@@ -5,7 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { Tag as StateTag } from "./BatchState.js"
-import { BatchId, ItemKey, WorkflowName } from "./Ids.js"
+import { BatchId, WorkflowName } from "./Ids.js"
 
 /**
  * No batch with this id exists for the caller's tenant.
@@ -21,20 +21,6 @@ export class BatchNotFound extends Schema.TaggedError<BatchNotFound>()("BatchNot
 }
 
 /**
- * No item with this key exists in the batch.
- *
- * @since 0.1.0
- */
-export class ItemNotFound extends Schema.TaggedError<ItemNotFound>()("ItemNotFound", {
-  batchId: BatchId,
-  itemKey: ItemKey
-}) {
-  override get message() {
-    return `item ${this.itemKey} not found in batch ${this.batchId}`
-  }
-}
-
-/**
  * A command that the batch's current state does not allow (e.g. resume a Completed batch).
  * Nothing was changed.
  *
@@ -42,10 +28,12 @@ export class ItemNotFound extends Schema.TaggedError<ItemNotFound>()("ItemNotFou
  */
 export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("InvalidTransition", {
   state: StateTag,
-  command: Schema.String
+  command: Schema.String,
+  /** what the command was for; a batch when absent */
+  subject: Schema.optionalWith(Schema.Literal("batch", "campaign"), { exact: true })
 }) {
   override get message() {
-    return `cannot ${this.command} a batch that is ${this.state}`
+    return `cannot ${this.command} a ${this.subject ?? "batch"} that is ${this.state}`
   }
 }
 
@@ -129,6 +117,19 @@ export class WorkflowNotFound extends Schema.TaggedError<WorkflowNotFound>()("Wo
 }) {
   override get message() {
     return `workflow ${this.workflow} is not registered`
+  }
+}
+
+/**
+ * No shared rate limiter of that name is defined for the tenant.
+ *
+ * @since 0.4.0
+ */
+export class LimiterNotFound extends Schema.TaggedError<LimiterNotFound>()("LimiterNotFound", {
+  name: Schema.String
+}) {
+  override get message() {
+    return `no shared limiter named ${JSON.stringify(this.name)}`
   }
 }
 

@@ -11,11 +11,14 @@ import * as Schema from "effect/Schema"
  * - `rate-limited`: the downstream said 429; retried after its retry-after without consuming an attempt;
  * - `timeout`: the attempt exceeded its timeout; retryable;
  * - `fatal`: the workflow declared it not retryable;
- * - `defect`: an unexpected crash in the workflow; not retryable.
+ * - `defect`: an unexpected crash in the workflow; not retryable;
+ * - `worker-lost`: the process running the attempt died or hung past its lease (tag `WorkerLost`);
+ *   retryable, and final once the item has used its attempts, so that an item that kills every
+ *   process running it (a poison pill) ends.
  *
  * @since 0.1.0
  */
-export const ErrorCategory = Schema.Literal("retryable", "rate-limited", "timeout", "fatal", "defect")
+export const ErrorCategory = Schema.Literal("retryable", "rate-limited", "timeout", "fatal", "defect", "worker-lost")
 /** @since 0.1.0 */
 export type ErrorCategory = typeof ErrorCategory.Type
 
@@ -39,4 +42,5 @@ export class ItemError extends Schema.Class<ItemError>("ItemError")({
  * @since 0.1.0
  */
 export const isRetryable = (e: ItemError): boolean =>
-  e.category === "retryable" || e.category === "rate-limited" || e.category === "timeout"
+  e.category === "retryable" || e.category === "rate-limited" || e.category === "timeout" ||
+  e.category === "worker-lost"

@@ -28,6 +28,16 @@ export const textProblem = (text: string): string | undefined =>
     ? "contains a lone UTF-16 surrogate"
     : undefined
 
+const loneSurrogates = new RegExp(loneSurrogate.source, "g")
+
+/**
+ * `text` as the database stores it unchanged: NUL characters and lone surrogates replaced by U+FFFD.
+ *
+ * @since 0.4.0
+ */
+export const storableText = (text: string): string =>
+  textProblem(text) === undefined ? text : text.replace(/\u0000/g, "\uFFFD").replace(loneSurrogates, "\uFFFD")
+
 /**
  * A `Schema.filter` predicate that rejects text the database would refuse or change:
  * `Schema.String.pipe(Schema.filter(Storable.text("note")))`.
@@ -44,12 +54,13 @@ const pathOf = (path: ReadonlyArray<string | number>) =>
 
 /**
  * Why the database would refuse or change an encoded JSON value, if it would: the first string or
- * property name with a NUL or a lone surrogate, or nesting deeper than `maxJsonDepth`. Walks the
- * value without recursion, so any depth is safe to check.
+ * property name with a NUL or a lone surrogate, or nesting deeper than `maxDepth` (`maxJsonDepth` by
+ * default), named from `name` (e.g. "the string at input.items[3] contains a NUL character"). Walks
+ * the value without recursion, so any depth is safe to check.
  *
  * @since 0.1.0
  */
-export const jsonProblem = (value: unknown): string | undefined => {
+export const jsonProblem = (value: unknown, name = "input", maxDepth = maxJsonDepth): string | undefined => {
   const stack: Array<{ readonly value: unknown; readonly path: ReadonlyArray<string | number> }> = [{
     value,
     path: []
@@ -58,19 +69,50 @@ export const jsonProblem = (value: unknown): string | undefined => {
     const { path, value } = next
     if (typeof value === "string") {
       const problem = textProblem(value)
-      if (problem !== undefined) return `the string at input${pathOf(path)} ${problem}`
+      if (problem !== undefined) return `the string at ${name}${pathOf(path)} ${problem}`
     } else if (typeof value === "object" && value !== null) {
-      if (path.length >= maxJsonDepth) return `input is nested deeper than ${maxJsonDepth} levels`
+      if (path.length >= maxDepth) return `${name} is nested deeper than ${maxDepth} levels`
       if (Array.isArray(value)) {
         for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: [...path, i] })
       } else {
         for (const [key, field] of Object.entries(value)) {
           const problem = textProblem(key)
-          if (problem !== undefined) return `a property name at input${pathOf(path)} ${problem}`
+          if (problem !== undefined) return `a property name at ${name}${pathOf(path)} ${problem}`
           stack.push({ value: field, path: [...path, key] })
         }
       }
     }
   }
   return undefined
+}
+
+const unstorableText = /[\u0000\uD800-\uDFFF]/
+
+/**
+ * Why the database would refuse or change a string or property name of an encoded JSON value (any
+ * depth accepted), named from `name`. Allocates nothing when there is nothing to report: for what
+ * workflows produce on every attempt (outputs, step outputs, error details).
+ *
+ * @since 0.4.0
+ */
+export const jsonTextProblem = (value: unknown, name: string): string | undefined => {
+  const stack: Array<unknown> = [value]
+  let suspect = false
+  while (stack.length > 0 && !suspect) {
+    const next = stack.pop()
+    if (typeof next === "string") {
+      // a surrogate pair is fine: the exact test runs only on a string that has any surrogate
+      suspect = unstorableText.test(next) && textProblem(next) !== undefined
+    } else if (typeof next === "object" && next !== null) {
+      if (Array.isArray(next)) {
+        for (let i = 0; i < next.length; i++) stack.push(next[i])
+      } else {
+        for (const key in next) {
+          if (unstorableText.test(key) && textProblem(key) !== undefined) suspect = true
+          stack.push((next as Record<string, unknown>)[key])
+        }
+      }
+    }
+  }
+  return suspect ? jsonProblem(value, name, Number.POSITIVE_INFINITY) : undefined
 }

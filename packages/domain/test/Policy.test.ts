@@ -139,6 +139,17 @@ describe("onFailure", () => {
         )
       })
 
+      it("a lost attempt (its process died) is retried while attempts remain, then fails the item", () => {
+        assert.deepStrictEqual(Policy.onFailure(input({ config: policyConfig, error: error("worker-lost") })), {
+          item: retry(200),
+          batch: Continue()
+        })
+        assert.deepStrictEqual(
+          Policy.onFailure(input({ config: policyConfig, error: error("worker-lost", "WorkerLost"), attempt: 3 })),
+          { item: Fail(), batch: finalFailure }
+        )
+      })
+
       it("a rate-limited attempt retries without consuming an attempt, after the retry-after", () => {
         const decision = Policy.onFailure(input({
           config: policyConfig,

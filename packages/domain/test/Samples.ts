@@ -129,7 +129,7 @@ export const events: { readonly [T in BatchEvent.Tag]: Extract<BatchEvent.BatchE
   BatchCompleted: BatchEvent.BatchCompleted.make({ ...common, summary }),
   BatchFailed: BatchEvent.BatchFailed.make({
     ...common,
-    reason: new BatchState.FatalError({ message: "workflow extract.invoice is not registered" }),
+    reason: new BatchState.ErrorBudgetExceeded({ failed: 3, settled: 10 }),
     summary
   }),
   BatchCancelled: BatchEvent.BatchCancelled.make({ ...common, actor: "ann", note: "" }),
@@ -170,6 +170,5 @@ export const events: { readonly [T in BatchEvent.Tag]: Extract<BatchEvent.BatchE
     limiter: "openai",
     retryAfter: Duration.seconds(20),
     effectiveConcurrency: 2
-  }),
-  ProgressSnapshot: BatchEvent.ProgressSnapshot.make({ ...common, counts, itemsPerSecond: 3.5, etaSeconds: 120 })
+  })
 }

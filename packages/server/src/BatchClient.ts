@@ -18,7 +18,7 @@
  * @since 0.1.0
  */
 import type { BatchEvent, Views } from "@effect-batch/domain"
-import { type BatchConfig, Errors, Rpcs } from "@effect-batch/domain"
+import { Api, type BatchConfig, Errors, Rpcs, SharedLimiter } from "@effect-batch/domain"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
@@ -72,7 +72,7 @@ export type CommandError = Errors.BatchNotFound | Errors.InvalidTransition | Err
  *
  * @since 0.1.0
  */
-export type Rpc = RpcClient.RpcClient<RpcGroup.Rpcs<typeof Rpcs.BatchRpcs>, RpcClientError>
+export type Rpc = RpcClient.RpcClient<RpcGroup.Rpcs<typeof Api.Api>, RpcClientError>
 
 /**
  * The client.
@@ -131,6 +131,14 @@ export class BatchClient extends Context.Tag("@effect-batch/BatchClient")<BatchC
     batchId: string,
     patch: typeof BatchConfig.ConfigPatch.Encoded
   ) => Effect.Effect<Views.BatchView, CommandError>
+  /** Creates or redefines one of the tenant's shared rate limiters. */
+  readonly defineLimiter: (
+    input: typeof SharedLimiter.Definition.Encoded
+  ) => Effect.Effect<SharedLimiter.View, ClientError>
+  readonly getLimiter: (name: string) => Effect.Effect<SharedLimiter.View, Errors.LimiterNotFound | ClientError>
+  /** The tenant's shared limiters with their state across the fleet, by name. */
+  readonly listLimiters: () => Effect.Effect<ReadonlyArray<SharedLimiter.View>, ClientError>
+  readonly deleteLimiter: (name: string) => Effect.Effect<void, Errors.LimiterNotFound | ClientError>
   /** The underlying RPC client, for anything else. */
   readonly rpc: Rpc
 }>() {}
@@ -154,7 +162,12 @@ export interface Options extends Omit<WatchOptions, "token"> {
   readonly token: string | Redacted.Redacted<string>
 }
 
-const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
+/**
+ * A payload decoder whose failure is an `InvalidRequest` naming the field.
+ *
+ * @since 0.4.0
+ */
+export const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknown(schema)
   return (input: unknown): Effect.Effect<A, Errors.InvalidRequest> =>
     Effect.mapError(
@@ -162,6 +175,7 @@ const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
       (error) => new Errors.InvalidRequest({ message: ParseResult.TreeFormatter.formatErrorSync(error) })
     )
 }
+
 const decodeCreate = decoder(Rpcs.CreateBatchPayload)
 const decodeRef = decoder(Rpcs.BatchRef)
 const decodeList = decoder(Rpcs.ListBatchesPayload)
@@ -172,6 +186,8 @@ const decodeRetry = decoder(Rpcs.RetryFailedPayload)
 const decodeRerun = decoder(Rpcs.RerunFromStepPayload)
 const decodeRelease = decoder(Rpcs.ReleaseQuarantinedPayload)
 const decodeUpdate = decoder(Rpcs.UpdateConfigPayload)
+const decodeDefinition = decoder(SharedLimiter.Definition)
+const decodeLimiterName = decoder(Schema.Struct({ name: SharedLimiter.Definition.fields.name }))
 
 const withNote = (batchId: string, note: string | undefined) => note === undefined ? { batchId } : { batchId, note }
 
@@ -206,11 +222,12 @@ const checkStatus = (client: HttpClient.HttpClient): HttpClient.HttpClient =>
   )
 
 /**
- * Builds the client over an `HttpClient`.
+ * The RPC protocol to the server's `POST /rpc` with the bearer token (what `make` and the campaign
+ * client build their RPC clients on), with the base URL and token it uses.
  *
- * @since 0.1.0
+ * @since 0.4.0
  */
-export const make = (options: Options) =>
+export const makeProtocol = (options: Options) =>
   Effect.gen(function*() {
     const http = yield* HttpClient.HttpClient
     const token = Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token
@@ -221,21 +238,43 @@ export const make = (options: Options) =>
         HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
       )
     ).pipe(Effect.provide(RpcSerialization.layerNdjson))
-    const rpc: Rpc = yield* RpcClient.make(Rpcs.BatchRpcs).pipe(Effect.provideService(RpcClient.Protocol, protocol))
+    return { http, token, base, protocol }
+  })
 
-    const call = <P, A, E>(
-      input: Effect.Effect<P, Errors.InvalidRequest>,
-      f: (payload: P) => Effect.Effect<A, E | RpcClientError>
-    ): Effect.Effect<A, E | ClientError> => Effect.flatMap(input, f).pipe(Effect.catchIf(isTransport, fromTransport))
-    const callStream = <P, A, E>(
-      input: Effect.Effect<P, Errors.InvalidRequest>,
-      f: (payload: P) => Stream.Stream<A, E | RpcClientError>
-    ): Stream.Stream<A, E | ClientError> =>
-      Stream.unwrap(Effect.map(input, f)).pipe(
-        Stream.catchAll((error): Stream.Stream<A, E | ClientError> =>
-          isTransport(error) ? Stream.fromEffect(fromTransport(error)) : Stream.fail(error)
-        )
-      )
+/**
+ * Calls an RPC with a decoded payload; a transport failure that carries a typed error surfaces it.
+ *
+ * @since 0.4.0
+ */
+export const call = <P, A, E>(
+  input: Effect.Effect<P, Errors.InvalidRequest>,
+  f: (payload: P) => Effect.Effect<A, E | RpcClientError>
+): Effect.Effect<A, E | ClientError> => Effect.flatMap(input, f).pipe(Effect.catchIf(isTransport, fromTransport))
+
+/**
+ * Like `call`, for a streaming RPC.
+ *
+ * @since 0.4.0
+ */
+export const callStream = <P, A, E>(
+  input: Effect.Effect<P, Errors.InvalidRequest>,
+  f: (payload: P) => Stream.Stream<A, E | RpcClientError>
+): Stream.Stream<A, E | ClientError> =>
+  Stream.unwrap(Effect.map(input, f)).pipe(
+    Stream.catchAll((error): Stream.Stream<A, E | ClientError> =>
+      isTransport(error) ? Stream.fromEffect(fromTransport(error)) : Stream.fail(error)
+    )
+  )
+
+/**
+ * Builds the client over an `HttpClient`.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const { base, http, protocol, token } = yield* makeProtocol(options)
+    const rpc: Rpc = yield* RpcClient.make(Api.Api).pipe(Effect.provideService(RpcClient.Protocol, protocol))
 
     return BatchClient.of({
       create: (input) => call(decodeCreate(input), (payload) => rpc.CreateBatch(payload)),
@@ -266,6 +305,10 @@ export const make = (options: Options) =>
           (payload) => rpc.ReleaseQuarantined(payload)
         ),
       updateConfig: (batchId, patch) => call(decodeUpdate({ batchId, patch }), (payload) => rpc.UpdateConfig(payload)),
+      defineLimiter: (input) => call(decodeDefinition(input), (payload) => rpc.DefineLimiter(payload)),
+      getLimiter: (name) => call(decodeLimiterName({ name }), (payload) => rpc.GetLimiter(payload)),
+      listLimiters: () => call(Effect.void, () => rpc.ListLimiters()),
+      deleteLimiter: (name) => call(decodeLimiterName({ name }), (payload) => rpc.DeleteLimiter(payload)),
       rpc
     })
   })

@@ -5,7 +5,6 @@
  */
 import { BatchCommand, BatchConfig, BatchEvent, BatchState, Errors, ItemCounts, Views } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
-import { IdempotencyKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { toView } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
@@ -27,6 +26,9 @@ import { BatchEvents } from "./BatchEvents.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
 import { progressOf, windowMs } from "./internal/Progress.js"
 import * as Redrives from "./internal/Redrives.js"
+import * as Storage from "./internal/Storage.js"
+import * as Submission from "./internal/Submission.js"
+import { encodeItems, idempotencyKeyOf, runnableOf as runnableFrom, toStream } from "./internal/Submission.js"
 import { validatedItems } from "./internal/ValidateItems.js"
 import { Worker } from "./Worker.js"
 import type * as Workflow from "./Workflow.js"
@@ -76,10 +78,7 @@ export interface SubmitOptions extends Caller {
  *
  * @since 0.1.0
  */
-export interface EncodedItem {
-  readonly key: string
-  readonly input: unknown
-}
+export type EncodedItem = Submission.EncodedItem
 
 /** @since 0.1.0 */
 export type SubmitError =
@@ -88,13 +87,14 @@ export type SubmitError =
   | Errors.InvalidBatchConfig
   | Errors.WorkflowNotFound
   | Errors.LimitExceeded
-  | SqlError
+  | Errors.StorageUnavailable
 
 /** @since 0.1.0 */
-export type CommandError = Errors.BatchNotFound | Errors.InvalidTransition | Errors.VersionConflict | SqlError
-
-const toStream = <A>(input: Iterable<A> | Stream.Stream<A>): Stream.Stream<A> =>
-  Symbol.iterator in input ? Stream.fromIterable(input) : input
+export type CommandError =
+  | Errors.BatchNotFound
+  | Errors.InvalidTransition
+  | Errors.VersionConflict
+  | Errors.StorageUnavailable
 
 /**
  * The orchestrator.
@@ -122,12 +122,12 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
   readonly get: (
     caller: Caller,
     batchId: Ids.BatchId
-  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | SqlError>
+  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | Errors.StorageUnavailable>
   /** Waits until the batch settles (or waits for review) and returns it. */
   readonly await: (
     caller: Caller,
     batchId: Ids.BatchId
-  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | SqlError>
+  ) => Effect.Effect<Views.BatchView, Errors.BatchNotFound | Errors.StorageUnavailable>
   readonly pause: (caller: Caller, batchId: Ids.BatchId, note?: string) => Effect.Effect<Views.BatchView, CommandError>
   readonly resume: (caller: Caller, batchId: Ids.BatchId) => Effect.Effect<Views.BatchView, CommandError>
   /** Stops the batch for good: in-flight attempts are interrupted, unsettled items are `Skipped`. */
@@ -172,17 +172,17 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     caller: Caller,
     batchId: Ids.BatchId,
     after: number
-  ) => Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | SqlError>
+  ) => Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | Errors.StorageUnavailable>
   /** Every item's result in key order, streamed. */
   readonly results: (
     caller: Caller,
     batchId: Ids.BatchId
-  ) => Stream.Stream<Views.ItemResult, Errors.BatchNotFound | SqlError>
+  ) => Stream.Stream<Views.ItemResult, Errors.BatchNotFound | Errors.StorageUnavailable>
   /** Counts, throughput, ETA, item durations and the latest errors. */
   readonly progress: (
     caller: Caller,
     batchId: Ids.BatchId
-  ) => Effect.Effect<Views.Progress, Errors.BatchNotFound | SqlError>
+  ) => Effect.Effect<Views.Progress, Errors.BatchNotFound | Errors.StorageUnavailable>
   /** A page of the tenant's batches, newest first. */
   readonly list: (caller: Caller, options: {
     readonly state?: BatchState.Tag | undefined
@@ -190,7 +190,7 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     readonly cursor?: string | undefined
   }) => Effect.Effect<
     { readonly items: ReadonlyArray<Views.BatchView>; readonly nextCursor?: string },
-    Errors.InvalidRequest | SqlError
+    Errors.InvalidRequest | Errors.StorageUnavailable
   >
   /** A page of a batch's items in key order. */
   readonly listItems: (caller: Caller, batchId: Ids.BatchId, options: {
@@ -199,11 +199,10 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     readonly cursor?: string | undefined
   }) => Effect.Effect<
     { readonly items: ReadonlyArray<Views.ItemView>; readonly nextCursor?: string },
-    Errors.BatchNotFound | SqlError
+    Errors.BatchNotFound | Errors.StorageUnavailable
   >
 }>() {}
 
-const decodeIdempotencyKey = Schema.decodeUnknown(IdempotencyKey)
 const newBatchId = Schema.decodeSync(Views.BatchView.fields.id)
 
 const settledOrWaiting: ReadonlyArray<BatchState.Tag> = [
@@ -240,18 +239,7 @@ export const make = Effect.gen(function*() {
     options: SubmitOptions
   ) =>
     Effect.gen(function*() {
-      const idempotencyKey = options.idempotencyKey === undefined
-        ? Option.none()
-        : Option.some(
-          yield* decodeIdempotencyKey(options.idempotencyKey).pipe(
-            Effect.mapError(() =>
-              new Errors.InvalidItems({
-                items: [Errors.InvalidItem.make({ index: 0, reason: "invalid idempotency key" })],
-                count: 1
-              })
-            )
-          )
-        )
+      const idempotencyKey = yield* idempotencyKeyOf(options.idempotencyKey)
       const checked = yield* validatedItems(runnable, toStream(input), limits)
       const now = yield* Clock.currentTimeMillis
       const at = DateTime.unsafeMake(now)
@@ -276,11 +264,7 @@ export const make = Effect.gen(function*() {
       return toView(record)
     }).pipe(Effect.withSpan("BatchOrchestrator.submit", { attributes: { workflow: runnable.name } }))
 
-  const runnableOf = (name: Ids.WorkflowName) =>
-    Option.match(registry.get(name), {
-      onNone: () => Effect.fail(new Errors.WorkflowNotFound({ workflow: name })),
-      onSome: Effect.succeed
-    })
+  const runnableOf = (name: Ids.WorkflowName) => runnableFrom(registry, name)
 
   const decodeConfig = (config: unknown) =>
     BatchConfig.decode(config ?? {}).pipe(
@@ -325,31 +309,24 @@ export const make = Effect.gen(function*() {
   const eventsOf = (caller: Caller, batchId: Ids.BatchId, after: number) =>
     Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), events.events(batchId, after)))
 
+  const decideCommand = Storage.decide("a command")
+
   const redrives = Redrives.make({ repo, items, stepRepo, eventLog, worker, command, actorOf })
 
   return BatchOrchestrator.of({
     submit: (workflow, input, config, options) =>
       Effect.gen(function*() {
         const runnable = yield* runnableOf(workflow.name)
-        const encode = Schema.encode(workflow.input)
-        const source = toStream(input)
-        const encoded = source.pipe(
-          Stream.mapEffect((item) =>
-            encode(item.input).pipe(
-              Effect.map((encodedInput): EncodedItem => ({ key: item.key, input: encodedInput })),
-              Effect.orElseSucceed((): EncodedItem => ({ key: item.key, input: item.input }))
-            )
-          )
-        )
+        const encoded = encodeItems(workflow, input)
         return yield* submitWith(runnable, encoded, config ?? BatchConfig.BatchConfig.make({}), options)
-      }),
+      }).pipe(Storage.decide("submit")),
     submitEncoded: (workflow, input, config, options) =>
       Effect.gen(function*() {
         const runnable = yield* runnableOf(workflow)
         const decoded = yield* decodeConfig(config)
         return yield* submitWith(runnable, input, decoded, options)
-      }),
-    get,
+      }).pipe(Storage.decide("submit")),
+    get: (caller, batchId) => Storage.decide("get")(get(caller, batchId)),
     await: (caller, batchId) =>
       Effect.gen(function*() {
         // Hints say when to look again (subscribed before the first read, so none is missed); reading
@@ -361,34 +338,38 @@ export const make = Effect.gen(function*() {
           record = yield* repo.getOrFail(caller.tenant, batchId)
         }
         return toView(record)
-      }).pipe(Effect.scoped),
+      }).pipe(Effect.scoped, Storage.decide("await")),
     pause: (caller, batchId, note = "") =>
-      command(caller, batchId, (_, at) =>
+      decideCommand(command(caller, batchId, (_, at) =>
         new BatchCommand.Pause({
           at,
           reason: new BatchState.PausedByUser({ actor: actorOf(caller), note })
-        })),
+        }))),
     resume: (caller, batchId) =>
-      command(caller, batchId, (_, at) => new BatchCommand.Resume({ at, actor: actorOf(caller) })),
+      decideCommand(command(caller, batchId, (_, at) => new BatchCommand.Resume({ at, actor: actorOf(caller) }))),
     cancel: (caller, batchId, note = "") =>
-      command(
+      decideCommand(command(
         caller,
         batchId,
         (_, at) => new BatchCommand.Cancel({ at, actor: actorOf(caller), note }),
         (record, now) => Effect.asVoid(items.skipRemaining({ batchId: record.id, reason: "cancelled", now }))
-      ),
+      )),
     approve: (caller, batchId, note = "") =>
-      command(caller, batchId, (_, at) => new BatchCommand.Approve({ at, actor: actorOf(caller), note })),
+      decideCommand(
+        command(caller, batchId, (_, at) => new BatchCommand.Approve({ at, actor: actorOf(caller), note }))
+      ),
     reject: (caller, batchId, note = "") =>
-      command(caller, batchId, (_, at) => new BatchCommand.Reject({ at, actor: actorOf(caller), note })),
-    retryFailed: redrives.retryFailed,
-    releaseQuarantined: redrives.releaseQuarantined,
-    rerunFromStep: redrives.rerunFromStep,
+      decideCommand(command(caller, batchId, (_, at) => new BatchCommand.Reject({ at, actor: actorOf(caller), note }))),
+    retryFailed: (caller, batchId, options) => decideCommand(redrives.retryFailed(caller, batchId, options)),
+    releaseQuarantined: (caller, batchId, keys) => decideCommand(redrives.releaseQuarantined(caller, batchId, keys)),
+    rerunFromStep: (caller, batchId, options) => decideCommand(redrives.rerunFromStep(caller, batchId, options)),
     updateConfig: (caller, batchId, patch) =>
-      command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch })),
-    events: eventsOf,
+      decideCommand(command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch }))),
+    events: (caller, batchId, after) => Storage.decideStream("events")(eventsOf(caller, batchId, after)),
     results: (caller, batchId) =>
-      Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), reader.results(batchId))),
+      Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), reader.results(batchId))).pipe(
+        Storage.decideStream("results")
+      ),
     progress: (caller, batchId) =>
       Effect.gen(function*() {
         const record = yield* repo.getOrFail(caller.tenant, batchId)
@@ -397,14 +378,16 @@ export const make = Effect.gen(function*() {
         const names = Option.flatMap(registry.get(record.workflow), (w) => Option.fromNullable(w.steps))
         const steps = Option.isSome(names) ? yield* stepsOf(batchId, names.value, record) : undefined
         return progressOf(record, { ...stats, steps }, now)
-      }),
+      }).pipe(Storage.decide("progress")),
     list: (caller, options) =>
       Effect.map(repo.list(caller.tenant, options), (page) => ({
         items: page.items.map(toView),
         ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor })
-      })),
+      })).pipe(Storage.decide("list")),
     listItems: (caller, batchId, options) =>
-      Effect.zipRight(repo.getOrFail(caller.tenant, batchId), reader.list(batchId, options))
+      Effect.zipRight(repo.getOrFail(caller.tenant, batchId), reader.list(batchId, options)).pipe(
+        Storage.decide("listItems")
+      )
   })
 })
 

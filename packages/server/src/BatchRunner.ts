@@ -8,9 +8,8 @@
  *
  * @since 0.1.0
  */
-import { BatchCommand, BatchState, ItemCounts, Policy, Summary } from "@effect-batch/domain"
+import { BatchCommand, ItemCounts, Policy, Summary } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
-import { ItemKey } from "@effect-batch/domain/Ids"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
 import { type CommitResult, ItemRepo } from "@effect-batch/tables/ItemRepo"
@@ -30,8 +29,11 @@ import * as Leases from "./BatchRunner/Leases.js"
 import * as Run from "./BatchRunner/Run.js"
 import * as Watchdog from "./BatchRunner/Watchdog.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
+import * as BatchStops from "./internal/BatchStops.js"
 import * as Limiters from "./internal/Limiters.js"
 import * as Steps from "./internal/Steps.js"
+import * as Observability from "./Observability.js"
+import { SharedLimiters } from "./SharedLimiters.js"
 import { WorkflowRegistry } from "./WorkflowRegistry.js"
 
 /**
@@ -57,16 +59,7 @@ export interface RunnerHandle {
  *
  * @since 0.1.0
  */
-export const summaryAfterSkip = (counts: ItemCounts.ItemCounts): Summary.Summary =>
-  Summary.fromCounts(ItemCounts.ItemCounts.make({
-    ...counts,
-    queued: 0,
-    running: 0,
-    retryScheduled: 0,
-    skipped: counts.skipped + ItemCounts.pending(counts)
-  }))
-
-const decodeKey = Schema.decodeUnknownSync(ItemKey)
+export const summaryAfterSkip: (counts: ItemCounts.ItemCounts) => Summary.Summary = BatchStops.summaryAfterSkip
 
 /** How long stopping may take to record the last outcomes and give the leases back. */
 const stopTimeout = Duration.seconds(5)
@@ -83,51 +76,35 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
     const repo = yield* BatchRepo
     const items = yield* ItemRepo
     const stepRepo = yield* StepRepo
+    const sharedLimiters = yield* SharedLimiters
     const machine = yield* BatchStateMachine
     const events = yield* BatchEvents
     const registry = yield* WorkflowRegistry
 
-    const ignoreRace = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        Effect.asVoid,
-        Effect.catchIf(
-          (e) => e._tag === "InvalidTransition" || e._tag === "VersionConflict",
-          (e) => Effect.logDebug("another writer changed the batch first", e)
-        )
-      )
+    const ignoreRace = BatchStops.ignoreRace
 
     /**
-     * Fails the batch (abort-all, an exceeded budget): interrupts the attempts running here first, so
-     * that none is still running once the batch is seen failed. If another writer changed the batch
-     * meanwhile, the runner ends and starts again: its executors are gone, and the attempts they held
-     * go back to the queue with the runner's leases.
+     * Batches whose last runner here could not give its leases back (the database was out of reach):
+     * the next runner, which renews the same owner's share, gives them back first, or they would never
+     * expire.
      */
-    const failBatch = (record: BatchRecord, reason: BatchState.FailureReason, interruptAttempts: Effect.Effect<void>) =>
-      interruptAttempts.pipe(
-        Effect.zipRight(machine.execute({
-          tenant: record.tenant,
-          batchId: record.id,
-          command: (current, at) =>
-            Effect.succeed(new BatchCommand.Fail({ at, reason, summary: summaryAfterSkip(current.counts) })),
-          during: (current, _, now) =>
-            Effect.asVoid(items.skipRemaining({ batchId: current.id, reason: "aborted", now }))
-        })),
-        Effect.asVoid,
+    const unreleased = new Set<Ids.BatchId>()
+
+    /**
+     * Stops the batch as the policy decided after a commit. Failing it interrupts the attempts running
+     * here first. If another writer changed the batch meanwhile, a failing runner ends and starts again:
+     * its executors are gone, and the attempts they held go back to the queue with the runner's leases.
+     */
+    const stopBatch = (record: BatchRecord, stop: BatchStops.Stop, interruptAttempts: Effect.Effect<void>) =>
+      BatchStops.execute(machine, items, record, stop, interruptAttempts).pipe(
         Effect.catchIf(
-          (e) => e._tag === "InvalidTransition" || e._tag === "VersionConflict",
-          (e) => Effect.dieMessage(`the batch changed while it was failing (${e._tag}); the runner starts again`)
+          BatchStops.isRace,
+          (e) =>
+            stop._tag === "Fail"
+              ? Effect.dieMessage(`the batch changed while it was failing (${e._tag}); the runner starts again`)
+              : BatchStops.logRace(e)
         )
       )
-
-    const pauseBatch = (record: BatchRecord, consecutiveFailures: number) =>
-      ignoreRace(machine.execute({
-        tenant: record.tenant,
-        batchId: record.id,
-        command: (_, at) =>
-          Effect.succeed(
-            new BatchCommand.Pause({ at, reason: new BatchState.CircuitBreakerOpen({ consecutiveFailures }) })
-          )
-      }))
 
     /** Every item settled: start the next round of `retry-failed` after its cool-down, or settle. */
     const settle = (record: BatchRecord) =>
@@ -212,26 +189,12 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
             run.stale = true
             run.changed.notify()
           })
-        const failure = abort?.decided?.failure
-        if (abort !== undefined && failure !== undefined && Option.isSome(failure)) {
-          const itemKey = decodeKey(abort.decided?.outcome.key)
-          return yield* stop(
-            failBatch(record, new BatchState.ItemFailedFinally({ itemKey, error: failure.value }), interruptAttempts)
-          )
-        }
-        const action = Policy.afterCommit(record.config, {
+        const stopping = BatchStops.afterRecorded(record.config, abort?.decided, {
           failed: result.counts.failed,
           settled: ItemCounts.settled(result.counts),
           consecutiveFailures: result.consecutiveFailures
         })
-        if (action._tag === "ExceedBudget") {
-          return yield* stop(failBatch(
-            record,
-            new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled }),
-            interruptAttempts
-          ))
-        }
-        if (action._tag === "AutoPause") return yield* stop(pauseBatch(record, action.consecutiveFailures))
+        if (Option.isSome(stopping)) return yield* stop(stopBatch(record, stopping.value, interruptAttempts))
         run.pendingStops -= predicted
         // the outcomes that made an executor stop starting are committed, and the batch goes on
         if (run.pendingStops === 0 && run.slots.holding() && run.record.state._tag === "Running" && !run.stale) {
@@ -248,6 +211,10 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
      */
     const run = (batchId: Ids.BatchId, handle: RunnerHandle, options: RunnerOptions) =>
       Effect.gen(function*() {
+        if (unreleased.has(batchId)) {
+          yield* items.release({ batchId, owner: options.owner, items: [], dropShare: true })
+          unreleased.delete(batchId)
+        }
         const first = yield* repo.getAnyTenant(batchId)
         if (Option.isNone(first) || first.value.state._tag !== "Running") return
         const workflow = registry.get(first.value.workflow)
@@ -256,7 +223,13 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         }
         const r = Run.make(batchId, first.value, options)
         const slots = r.slots
-        const limiters = yield* Limiters.make(first.value.config.rateLimits)
+        const limiters = yield* Limiters.make({
+          rateLimits: first.value.config.rateLimits,
+          tenant: first.value.tenant,
+          shared: sharedLimiters,
+          throttled: r.throttled,
+          concurrency: () => r.aimd.limit
+        })
         const watchdog = Watchdog.make()
         const committer = Committer.make(r)
         const announcer = Announcer.make(events, batchId, first.value.seq)
@@ -266,7 +239,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           if (granted > previous) r.news.notify()
           // Less than this process could use: lease renewal asks again soon. Less than before: the
           // database counts the old share as in use until this process reports, so it reports now.
-          if (granted < previous || granted < r.shareRequest(0).wanted) r.renewNow.notify()
+          if (granted < previous || granted < r.shareRequest(0).wanted) r.renewNow()
         }
         handle.hold = () => {
           slots.hold(true)
@@ -288,7 +261,12 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
             yield* announcer.flush
           }).pipe(
             Effect.timeout(stopTimeout),
-            Effect.catchAllCause((cause) => Effect.logWarning("giving leases back failed; they expire", cause))
+            Effect.catchAllCause((cause) =>
+              Effect.zipRight(
+                Effect.sync(() => unreleased.add(batchId)),
+                Effect.logWarning("giving leases back failed; the next runner gives them back", cause)
+              )
+            )
           )
         )
 
@@ -298,6 +276,31 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         yield* FiberSet.run(parts, announcer.run)
         // executors apart from the other parts: a policy stop interrupts them alone
         const executorFibers = yield* FiberSet.make<void, never>()
+        // Registered after the parts, so it runs before they are interrupted: nothing starts any more,
+        // what waits goes back to the queue, and the attempts running here may finish (and be recorded
+        // by the committer) within the drain timeout.
+        if (!Duration.isZero(options.drainTimeout)) {
+          yield* Effect.addFinalizer(() =>
+            Effect.gen(function*() {
+              slots.stop()
+              const waiting = slots.drain()
+              if (waiting.length > 0) {
+                yield* items.release({ batchId, owner: options.owner, items: waiting, dropShare: false })
+              }
+              yield* FiberSet.awaitEmpty(executorFibers)
+            }).pipe(
+              Effect.timeoutOption(options.drainTimeout),
+              Effect.flatMap(Option.match({
+                onNone: () =>
+                  Effect.logInfo(
+                    `${slots.executing()} attempt(s) still running after the drain timeout are interrupted`
+                  ),
+                onSome: () => Effect.void
+              })),
+              Effect.catchAllCause((cause) => Effect.logWarning("draining the running attempts failed", cause))
+            )
+          )
+        }
         yield* FiberSet.run(parts, committer.run(onCommit(r, announcer, applyShare, FiberSet.clear(executorFibers))))
         yield* FiberSet.run(parts, Claimer.make({ run: r, applyShare }))
         yield* FiberSet.run(parts, Leases.make({ run: r, applyShare }))
@@ -314,7 +317,8 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
             maxOutputBytes: options.maxStepOutputBytes,
             record: (step) => committer.step({ _tag: "Step", step })
           }),
-          spawn: (executor) => FiberSet.run(executorFibers, executor)
+          spawn: (executor) => FiberSet.run(executorFibers, executor),
+          attemptSpans: yield* Observability.AttemptSpans
         })
 
         const refresh = Effect.gen(function*() {
@@ -338,7 +342,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
               if (r.pendingStops === 0 && slots.holding()) {
                 slots.hold(false)
                 r.claimable()
-                r.renewNow.notify()
+                r.renewNow()
               }
               // as many executors as the concurrency, counting the live ones (a policy stop interrupts them)
               for (let n = yield* FiberSet.size(executorFibers); n < record.config.concurrency; n++) {

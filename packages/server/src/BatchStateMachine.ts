@@ -34,8 +34,6 @@ export interface Execute<E> {
     | undefined
 }
 
-const settledTags: ReadonlyArray<BatchState.Tag> = ["Completed", "Failed", "Rejected"]
-
 /**
  * The batch state machine.
  *
@@ -63,7 +61,7 @@ export class BatchStateMachine extends Effect.Service<BatchStateMachine>()("@eff
           now,
           config,
           // A pending hook stays pending until it has run: it is never cleared, only marked done.
-          hookState: settledTags.includes(next.state._tag) ? "pending" : undefined,
+          hookState: BatchState.settledTags.includes(next.state._tag) ? "pending" : undefined,
           during: Effect.all([
             // a paused batch holds no leases: a process that has not seen the pause yet cannot record a
             // start for what it leased ahead

@@ -1,24 +1,32 @@
 /**
- * The `effect-batch` command line: `demo`, `serve`, `submit`, `watch`, `status`, `results` and the
- * batch commands.
+ * The `effect-batch` command line: `demo`, `serve`, `submit`, `watch`, `status`, `results`, the
+ * batch commands, `campaign …`, `limiters`, and `backup` / `restore` of the embedded database.
  *
  * @since 0.1.0
  */
+import { Duration, type SharedLimiter } from "@effect-batch/domain"
+import { DurationString } from "@effect-batch/domain/Duration"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
-import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Module from "node:module"
 import { BatchClient, layerFetch } from "./BatchClient.js"
+import * as Backup from "./Cli/Backup.js"
+import * as Campaign from "./Cli/Campaign.js"
+import * as Client from "./Cli/Client.js"
 import { parseItems } from "./Cli/Items.js"
 import * as Serve from "./Cli/Serve.js"
 import * as Watch from "./Cli/Watch.js"
+import * as Workflows from "./Cli/Workflows.js"
+import * as Auth from "./Http/Auth.js"
 
 const port = Options.integer("port").pipe(
   Options.withDefault(Number(process.env["PORT"] ?? 3000)),
@@ -37,18 +45,19 @@ const token = Options.text("token").pipe(
   Options.withDescription("the bearer token (or EFFECT_BATCH_TOKEN); required")
 )
 const batchId = Args.text({ name: "batch-id" })
+
+const decodeDrainTimeout = (text: string) =>
+  Schema.decodeUnknown(DurationString)(text).pipe(
+    Effect.mapError(() =>
+      ConfigError.InvalidData(
+        ["EFFECT_BATCH_DRAIN_TIMEOUT"],
+        `--drain-timeout: expected a duration such as "5 seconds"`
+      )
+    )
+  )
 const note = Options.text("note").pipe(Options.withDefault(""), Options.withDescription("a note for the record"))
 
-/** The client commands need a token: there is no default credential. */
-class TokenMissing extends Data.TaggedError("TokenMissing")<{ readonly message: string }> {}
-
-const withClient = <A, E>(
-  options: { readonly url: string; readonly token: string },
-  f: (client: BatchClient["Type"]) => Effect.Effect<A, E>
-): Effect.Effect<A, E | TokenMissing> =>
-  options.token === ""
-    ? Effect.fail(new TokenMissing({ message: "pass --token or set EFFECT_BATCH_TOKEN" }))
-    : Effect.flatMap(BatchClient, f).pipe(Effect.provide(layerFetch({ url: options.url, token: options.token })))
+const withClient = Client.withClient(BatchClient, layerFetch)
 
 const printBatch = (batch: { readonly id: string; readonly state: { readonly _tag: string } }) =>
   Console.log(`${batch.id} ${batch.state._tag}`)
@@ -60,7 +69,7 @@ const demo = Command.make(
     host,
     items: Options.integer("items").pipe(Options.withDefault(300)),
     untilReview: Options.boolean("until-review").pipe(
-      Options.withDescription("exit once the batch waits for review (for CI)")
+      Options.withDescription("exit once the batch and the campaign wait for review (for CI)")
     )
   },
   (o) =>
@@ -70,18 +79,50 @@ const demo = Command.make(
       items: o.items,
       untilReview: o.untilReview || process.env["CI"] === "true"
     })
-).pipe(Command.withDescription("serve the dashboard on the embedded database and run the demo batch"))
+).pipe(Command.withDescription("serve the dashboard on the embedded database and run the demo batch and campaign"))
 
 const serve = Command.make(
   "serve",
   {
     port,
     host,
+    workflows: Options.text("workflows").pipe(
+      Options.withDefault(process.env[Workflows.envVar] ?? ""),
+      Options.withDescription(
+        `the modules whose exported workflows to serve, comma-separated paths (or ${Workflows.envVar}); ` +
+          "JavaScript, or TypeScript under a loader such as tsx"
+      )
+    ),
+    tokensFile: Options.text("tokens-file").pipe(
+      Options.withDefault(process.env[Auth.fileEnvVar] ?? ""),
+      Options.withDescription(
+        `a file of tokens, token=tenant[:actor] by line or comma, # comments (or ${Auth.fileEnvVar}); ` +
+          `instead of ${Auth.envVar}`
+      )
+    ),
+    drainTimeout: Options.text("drain-timeout").pipe(
+      Options.withDefault(process.env["EFFECT_BATCH_DRAIN_TIMEOUT"] ?? "5 seconds"),
+      Options.withDescription(
+        "on SIGTERM or SIGINT, how long running attempts may take to finish before they are interrupted " +
+          "and go back to the queue (or EFFECT_BATCH_DRAIN_TIMEOUT)"
+      )
+    ),
     demo: Options.boolean("demo").pipe(
-      Options.withDescription("without EFFECT_BATCH_TOKENS, accept the demo's token (never in production)")
+      Options.withDescription(
+        "serve the demo workflow and, without EFFECT_BATCH_TOKENS, accept the demo's token (never in production)"
+      )
     )
   },
-  (o) => Serve.serve(o)
+  (o) =>
+    Effect.flatMap(decodeDrainTimeout(o.drainTimeout), (drainTimeout) =>
+      Serve.serve({
+        port: o.port,
+        host: o.host,
+        demo: o.demo,
+        workflows: Workflows.parseList(o.workflows),
+        tokensFile: Option.liftPredicate(o.tokensFile, (path) => path !== ""),
+        drainTimeout
+      }))
 ).pipe(
   Command.withDescription("serve the RPC, SSE and dashboard (DATABASE_URL or the embedded database)")
 )
@@ -195,6 +236,70 @@ const rerunFromStep = Command.make(
       ))
 ).pipe(Command.withDescription("run items of a settled batch again from a named durable step"))
 
+const formatLimiter = (l: SharedLimiter.View) =>
+  [
+    l.name,
+    `${l.permitsInWindow}/${l.limit} per ${Duration.format(l.interval)}`,
+    `available ${l.available}`,
+    Option.match(l.heldBackUntil, {
+      onNone: () => "not held back",
+      onSome: (until) => `held back until ${DateTime.formatIso(until)}`
+    }),
+    `throttles ${l.throttles}`,
+    `processes ${l.processes}`,
+    `concurrency ${l.effectiveConcurrency}`
+  ].join("  ")
+
+const limiterName = Args.text({ name: "name" })
+
+const limiters = Command.make("limiters").pipe(
+  Command.withDescription("the tenant's shared rate limiters, exact across every process"),
+  Command.withSubcommands([
+    Command.make(
+      "list",
+      { url, token },
+      (o) =>
+        withClient(
+          o,
+          (client) =>
+            Effect.flatMap(client.listLimiters(), (all) => Effect.forEach(all, (l) => Console.log(formatLimiter(l))))
+        )
+    ).pipe(
+      Command.withDescription("each limiter with its state: permits in the window, hold, users")
+    ),
+    Command.make(
+      "show",
+      { url, token, name: limiterName },
+      (o) => withClient(o, (client) => Effect.flatMap(client.getLimiter(o.name), (l) => Console.log(formatLimiter(l))))
+    ).pipe(
+      Command.withDescription("one limiter with its state")
+    ),
+    Command.make(
+      "define",
+      {
+        url,
+        token,
+        name: limiterName,
+        limit: Options.integer("limit").pipe(Options.withDescription("acquisitions allowed per interval")),
+        interval: Options.text("interval").pipe(Options.withDescription("e.g. \"1 minute\", \"500 millis\""))
+      },
+      (o) =>
+        withClient(o, (client) =>
+          Effect.flatMap(
+            client.defineLimiter({ name: o.name, limit: o.limit, interval: o.interval }),
+            (l) => Console.log(formatLimiter(l))
+          ))
+    ).pipe(Command.withDescription("create a limiter or change its limit and interval")),
+    Command.make(
+      "delete",
+      { url, token, name: limiterName },
+      (o) => withClient(o, (client) => Effect.zipRight(client.deleteLimiter(o.name), Console.log(`deleted ${o.name}`)))
+    ).pipe(
+      Command.withDescription("delete a limiter (items that use it then fail with LimiterNotFound)")
+    )
+  ])
+)
+
 /**
  * The command tree.
  *
@@ -214,7 +319,10 @@ export const command = Command.make("effect-batch").pipe(
     simple("approve", (c, id, n) => c.approve(id, n)),
     simple("reject", (c, id, n) => c.reject(id, n)),
     retryFailed,
-    rerunFromStep
+    rerunFromStep,
+    Campaign.make({ url, token, note }),
+    limiters,
+    ...Backup.commands
   ])
 )
 

@@ -1,20 +1,16 @@
 /**
  * The demo: a simulated extraction over a few hundred documents, with realistic latency, transient
- * failures, rate limits, one document that always fails (and ends quarantined) and one that hangs.
+ * failures, rate limits, one document that always fails (and ends quarantined) and one that hangs;
+ * and a campaign that characterises materials in small batches.
  *
  * @since 0.1.0
  */
-import { BatchConfig } from "@effect-batch/domain"
+import { BatchConfig, CampaignConfig } from "@effect-batch/domain"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Workflow from "./Workflow.js"
 
-/**
- * A document to extract.
- *
- * @since 0.1.0
- */
 /**
  * The token the demo accepts when `EFFECT_BATCH_TOKENS` is not set (the demo's only credential).
  *
@@ -29,6 +25,11 @@ export const token = "demo-token"
  */
 export const tenant = "demo"
 
+/**
+ * A document to extract.
+ *
+ * @since 0.1.0
+ */
 export const Document = Schema.Struct({
   title: Schema.String.pipe(Schema.maxLength(500)),
   pages: Schema.Int.pipe(Schema.between(1, 10_000))
@@ -157,4 +158,100 @@ export const config = BatchConfig.BatchConfig.make({
   quarantine: BatchConfig.QuarantineConfig.make({ categories: ["CorruptDocument"] }),
   review: true,
   rateLimits: { llm: BatchConfig.RateLimit.make({ limit: 1_200, interval: Duration.minutes(1) }) }
+})
+
+/**
+ * A material to characterise.
+ *
+ * @since 0.4.0
+ */
+export const Material = Schema.Struct({
+  name: Schema.String.pipe(Schema.maxLength(200)),
+  grade: Schema.Int.pipe(Schema.between(1, 9))
+})
+
+/**
+ * What the characterisation measures.
+ *
+ * @since 0.4.0
+ */
+export const Characterisation = Schema.Struct({
+  name: Schema.String,
+  densityKgM3: Schema.Number,
+  meltingPointC: Schema.Number
+})
+
+/**
+ * The probe gave a noisy reading: retryable.
+ *
+ * @since 0.4.0
+ */
+export class NoisyReading extends Schema.TaggedError<NoisyReading>()("NoisyReading", {
+  detail: Schema.String
+}) {}
+
+/**
+ * The demo campaign's workflow: a few tens of milliseconds per material, and a noisy first reading
+ * for about one material in twelve, which the retry measures again.
+ *
+ * @since 0.4.0
+ */
+export const materialWorkflow = Workflow.make({
+  name: "demo-characterise",
+  input: Material,
+  output: Characterisation,
+  error: NoisyReading,
+  retryable: () => true,
+  run: (material, context) =>
+    Effect.gen(function*() {
+      const h = hash(context.itemKey)
+      yield* Effect.sleep(Duration.millis(10 + (h % 30)))
+      if (h % 12 === 7 && context.attempt === 1) {
+        return yield* new NoisyReading({ detail: "probe reading outside its calibration band" })
+      }
+      return {
+        name: material.name,
+        densityKgM3: 1_000 + (h % 8_000) + material.grade,
+        meltingPointC: 200 + ((h >>> 8) % 3_000)
+      }
+    })
+})
+
+const families = ["Aluminium", "Titanium", "Copper", "Nickel", "Magnesium", "Zinc", "Steel", "Bronze"]
+
+/**
+ * The demo campaign's materials.
+ *
+ * @since 0.4.0
+ */
+export const materials = (count: number) =>
+  Array.from({ length: count }, (_, i) => {
+    const key = `mat-${String(i).padStart(4, "0")}`
+    const h = hash(key)
+    return { key, input: { name: `${families[h % families.length]} alloy ${i}`, grade: 1 + (h % 9) } }
+  })
+
+/**
+ * How many materials the demo campaign characterises.
+ *
+ * @since 0.4.0
+ */
+export const materialCount = 120
+
+/**
+ * The demo campaign's config: batches of 10 materials, 3 batches at a time, a review gate once every
+ * batch settled; each batch runs 5 materials at a time and measures a noisy reading again quickly.
+ *
+ * @since 0.4.0
+ */
+export const campaignConfig = CampaignConfig.CampaignConfig.make({
+  batchSize: 10,
+  concurrency: 3,
+  review: true,
+  batchConfig: BatchConfig.BatchConfig.make({
+    concurrency: 5,
+    failurePolicy: "continue-on-failure",
+    retry: BatchConfig.RetryConfig.make({ maxAttempts: 3, base: Duration.millis(100), cap: Duration.seconds(1) }),
+    timeout: Duration.seconds(3)
+  })
 })

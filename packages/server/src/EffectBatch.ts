@@ -4,9 +4,11 @@
  * @since 0.1.0
  */
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
+import { CampaignRepo } from "@effect-batch/tables/CampaignRepo"
 import { EventLog } from "@effect-batch/tables/EventLog"
 import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
+import { LimiterRepo } from "@effect-batch/tables/LimiterRepo"
 import * as Migrations from "@effect-batch/tables/Migrations"
 import type { Notifier } from "@effect-batch/tables/Notifier"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
@@ -18,6 +20,10 @@ import { BatchEvents } from "./BatchEvents.js"
 import * as BatchOrchestrator from "./BatchOrchestrator.js"
 import { BatchRunner } from "./BatchRunner.js"
 import { BatchStateMachine } from "./BatchStateMachine.js"
+import { CampaignEvents } from "./CampaignEvents.js"
+import * as CampaignOrchestrator from "./CampaignOrchestrator.js"
+import { CampaignRunner } from "./CampaignRunner.js"
+import { SharedLimiters } from "./SharedLimiters.js"
 import { Worker } from "./Worker.js"
 import type { WorkflowRegistry } from "./WorkflowRegistry.js"
 
@@ -27,20 +33,31 @@ import type { WorkflowRegistry } from "./WorkflowRegistry.js"
  * @since 0.1.0
  */
 export const layerRepos: Layer.Layer<
-  BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo,
+  BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo | LimiterRepo | CampaignRepo,
   MigrationError | SqlError,
   SqlClient
-> = Layer.mergeAll(BatchRepo.Default, ItemRepo.Default, ItemReader.Default, EventLog.Default, StepRepo.Default).pipe(
-  Layer.provide(Migrations.layer)
-)
+> = Layer.mergeAll(
+  BatchRepo.Default,
+  ItemRepo.Default,
+  ItemReader.Default,
+  EventLog.Default,
+  StepRepo.Default,
+  LimiterRepo.Default,
+  CampaignRepo.Default
+).pipe(Layer.provide(Migrations.layer))
 
 /**
- * The orchestrator with its worker loop, state machine and event fan-out, over a database
+ * The orchestrator with its worker loop, state machine and event fan-out, and the campaign
+ * orchestrator with its runner, over a database
  * (`SqlClient` and `Notifier`, e.g. from `Database.layer`) and a `WorkflowRegistry`.
  *
  * @since 0.1.0
  */
 export const layer: Layer.Layer<
+  | CampaignOrchestrator.CampaignOrchestrator
+  | CampaignRunner
+  | CampaignEvents
+  | CampaignRepo
   | BatchOrchestrator.BatchOrchestrator
   | Worker
   | BatchEvents
@@ -48,12 +65,17 @@ export const layer: Layer.Layer<
   | BatchRepo
   | ItemRepo
   | ItemReader
-  | EventLog,
+  | EventLog
+  | SharedLimiters,
   MigrationError | SqlError,
   SqlClient | Notifier | WorkflowRegistry
-> = BatchOrchestrator.layer.pipe(
+> = CampaignOrchestrator.layer.pipe(
+  Layer.provideMerge(CampaignRunner.DefaultWithoutDependencies),
+  Layer.provideMerge(CampaignEvents.DefaultWithoutDependencies),
+  Layer.provideMerge(BatchOrchestrator.layer),
   Layer.provideMerge(Worker.Default),
   Layer.provideMerge(BatchRunner.Default),
+  Layer.provideMerge(SharedLimiters.Default),
   Layer.provideMerge(BatchStateMachine.Default),
   Layer.provideMerge(BatchEvents.DefaultWithoutDependencies),
   Layer.provideMerge(layerRepos)

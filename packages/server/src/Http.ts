@@ -1,8 +1,9 @@
 /**
  * The HTTP server of effect-batch, on one port:
  *
- * - `POST /rpc` — every RPC of `BatchRpcs` (NDJSON; streaming RPCs stream), `Authorization: Bearer`.
+ * - `POST /rpc` — every RPC of the `Api` (NDJSON; streaming RPCs stream), `Authorization: Bearer`.
  * - `GET /batches/:id/events` — a batch's events as Server-Sent Events (see `Http/Sse`).
+ * - `GET /campaigns/:id/events` — a campaign's events, likewise (see `Http/CampaignSse`).
  * - `GET /health` — database reachable, worker loop alive, claim lag (JSON; 200 or 503).
  * - `GET /metrics` — Prometheus text.
  *
@@ -17,7 +18,9 @@
  *
  * @since 0.1.0
  */
+import { LimiterRepo } from "@effect-batch/tables/LimiterRepo"
 import { StatsReader } from "@effect-batch/tables/StatsReader"
+import { StreamRepo } from "@effect-batch/tables/StreamRepo"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -29,13 +32,16 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import type { BatchOrchestrator } from "./BatchOrchestrator.js"
+import type { CampaignOrchestrator } from "./CampaignOrchestrator.js"
 import * as Auth from "./Http/Auth.js"
+import * as CampaignSse from "./Http/CampaignSse.js"
 import * as Config from "./Http/Config.js"
 import * as Health from "./Http/Health.js"
 import * as Metrics from "./Http/Metrics.js"
 import { OpenStreams } from "./Http/OpenStreams.js"
 import * as Rpc from "./Http/Rpc.js"
 import * as Sse from "./Http/Sse.js"
+import type { SharedLimiters } from "./SharedLimiters.js"
 import type { Worker } from "./Worker.js"
 
 export {
@@ -99,11 +105,18 @@ export const layerAuthConfig: Layer.Layer<Auth.HttpAuth, ConfigError> = Auth.lay
 export const layerConfig: (options: Config.HttpOptionsInput) => Layer.Layer<Config.HttpConfig> = Config.layer
 
 /**
- * What the routes need: the orchestrator and its worker, a database and the token map.
+ * What the routes need: the orchestrator with its worker and shared limiters (`EffectBatch.layer`), a
+ * database and the token map.
  *
  * @since 0.1.0
  */
-export type Requirements = BatchOrchestrator | Worker | SqlClient | Auth.HttpAuth
+export type Requirements =
+  | BatchOrchestrator
+  | CampaignOrchestrator
+  | Worker
+  | SharedLimiters
+  | SqlClient
+  | Auth.HttpAuth
 
 /**
  * Every route, for an `HttpLayerRouter`. Merge other route layers (a dashboard) beside it.
@@ -113,9 +126,13 @@ export type Requirements = BatchOrchestrator | Worker | SqlClient | Auth.HttpAut
 export const layerRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | Requirements> = Layer.mergeAll(
   Rpc.layer,
   Sse.layer,
+  CampaignSse.layer,
   Health.layer,
   Metrics.layer
-).pipe(Layer.provide([OpenStreams.Default, StatsReader.Default]))
+).pipe(
+  Layer.provide([OpenStreams.Default, StatsReader.Default, LimiterRepo.Default]),
+  Layer.provide(StreamRepo.Default)
+)
 
 /**
  * Where and how to serve.
@@ -135,8 +152,33 @@ export interface ServeOptions {
   readonly routes?: Layer.Layer<never, never, HttpLayerRouter.HttpRouter> | undefined
 }
 
+/** How long connections still open get on shutdown, once the routes have ended their streams, before they are cut. */
+const closeGrace = Duration.seconds(3)
+
 /**
- * The server, listening on `options.port` with Node's `http` module until the layer is released.
+ * Stops listening and closes the connections as they become idle (a kept-alive one would hold the close
+ * for Node's keep-alive timeout); those still busy after `closeGrace` are cut.
+ */
+const close = (server: Http.Server) =>
+  Effect.async<void>((resume) => {
+    if (!server.listening) return resume(Effect.void)
+    const idle = setInterval(() => server.closeIdleConnections(), 25)
+    const cut = setTimeout(() => server.closeAllConnections(), Duration.toMillis(closeGrace))
+    const stop = () => {
+      clearInterval(idle)
+      clearTimeout(cut)
+    }
+    server.close(() => {
+      stop()
+      resume(Effect.void)
+    })
+    return Effect.sync(stop)
+  })
+
+/**
+ * The server, listening on `options.port` with Node's `http` module until the layer is released. On
+ * release the routes end their event streams and answer their last RPCs, then the server closes its
+ * connections (cutting those still busy after a few seconds).
  *
  * @since 0.1.0
  */
@@ -145,22 +187,25 @@ export const layer = (options: ServeOptions): Layer.Layer<HttpServer.HttpServer,
   const requestTimeout = Duration.toMillis(
     Config.resolve(options.config ?? {}, Config.HttpConfig.defaultValue()).requestTimeout
   )
-  const server = () =>
-    Http.createServer({
+  return Layer.unwrapEffect(Effect.sync(() => {
+    const server = Http.createServer({
       requestTimeout,
       headersTimeout: Math.min(60_000, requestTimeout),
       // Node looks for timed-out requests only this often (every 30 s by default)
       connectionsCheckingInterval: Math.min(1_000, requestTimeout)
     })
-  return HttpLayerRouter.serve(
-    options.config === undefined ? routes : Layer.provide(routes, Config.layer(options.config)),
-    { disableLogger: options.logRequests !== true, disableListenLog: true }
-  ).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(server, {
-      port: options.port,
-      ...(options.host === undefined ? {} : { host: options.host })
-    }))
-  )
+    return HttpLayerRouter.serve(
+      options.config === undefined ? routes : Layer.provide(routes, Config.layer(options.config)),
+      { disableLogger: options.logRequests !== true, disableListenLog: true }
+    ).pipe(
+      // released after the routes, before the server's own release
+      Layer.provide(Layer.scopedDiscard(Effect.addFinalizer(() => close(server)))),
+      Layer.provideMerge(NodeHttpServer.layer(() => server, {
+        port: options.port,
+        ...(options.host === undefined ? {} : { host: options.host })
+      }))
+    )
+  }))
 }
 
 /**

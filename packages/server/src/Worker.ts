@@ -7,7 +7,6 @@
 import type { Ids } from "@effect-batch/domain"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
-import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -19,6 +18,7 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import { BatchEvents } from "./BatchEvents.js"
 import { BatchRunner, type RunnerHandle } from "./BatchRunner.js"
+import * as LostLeases from "./Worker/LostLeases.js"
 
 /**
  * Tuning of the worker loop.
@@ -39,13 +39,21 @@ export interface WorkerOptions {
    * leases less when attempts are slow, enough for two claim round trips at the measured rate
    */
   readonly prefetch: number
+  /**
+   * on shutdown: how long the attempts running here may take to finish (nothing new starts, leased
+   * items go back at once) before they are interrupted and their leases given back; zero interrupts
+   * them at once
+   */
+  readonly drainTimeout: Duration.Duration
   /** whether this process runs items at all (an API-only process sets false) */
   readonly enabled: boolean
+  /** whether this process drives campaigns (starts their batches, settles them); only when `enabled` */
+  readonly campaigns: boolean
 }
 
 /**
  * The worker's options. Defaults: a random owner, a 1 second poll, groups of up to 1,000 entries, a
- * lease-ahead of up to 500 items per batch, step outputs of up to 1 MiB.
+ * lease-ahead of up to 500 items per batch, step outputs of up to 1 MiB, no drain on shutdown.
  *
  * @since 0.1.0
  */
@@ -56,7 +64,9 @@ export class WorkerConfig extends Context.Reference<WorkerConfig>()("@effect-bat
     maxGroup: 1_000,
     maxStepOutputBytes: 1_048_576,
     prefetch: 500,
-    enabled: true
+    drainTimeout: Duration.zero,
+    enabled: true,
+    campaigns: true
   })
 }) {}
 
@@ -92,12 +102,14 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
     const runner = yield* BatchRunner
     const events = yield* BatchEvents
     const repo = yield* BatchRepo
-    const items = yield* ItemRepo
+    const lostLeases = yield* LostLeases.make
     const runners = yield* FiberMap.make<Ids.BatchId>()
     const handles = new Map<Ids.BatchId, RunnerHandle>()
     const kickQueue = yield* Queue.sliding<void>(1)
     const lastTick = yield* Ref.make(0)
 
+    // the loop and `run` both start runners: one at a time, so that a batch never gets two
+    const starting = yield* Effect.makeSemaphore(1)
     const start = (batchId: Ids.BatchId) =>
       Effect.gen(function*() {
         if (yield* FiberMap.has(runners, batchId)) return
@@ -113,7 +125,7 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
             Effect.ensuring(Effect.sync(() => handles.delete(batchId)))
           )
         )
-      })
+      }).pipe(starting.withPermits(1))
 
     const runHook = (batchId: Ids.BatchId, wait: boolean) =>
       repo.runHook(batchId, hook, { wait }).pipe(
@@ -121,13 +133,23 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
         Effect.catchAllCause((cause) => Effect.logError("settlement hook failed; it runs again later", cause))
       )
 
+    /**
+     * Takes back what owners whose lease expired by `now` held: their started attempts are lost (each
+     * a used attempt, decided by the batch's failure policy), the rest goes back to the queue.
+     */
+    const reclaim = (now: number) =>
+      Effect.gen(function*() {
+        const reclaimed = yield* lostLeases.reclaim(now)
+        for (const [batchId, n] of reclaimed) {
+          yield* Effect.logInfo(`reclaimed ${n} item(s) of an expired lease`).pipe(Effect.annotateLogs({ batchId }))
+          yield* kick(batchId)
+        }
+        return reclaimed
+      })
+
     const tick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const reclaimed = yield* items.reclaimExpired({ now, limit: 1_000 })
-      for (const [batchId, n] of reclaimed) {
-        yield* Effect.logInfo(`reclaimed ${n} item(s) of an expired lease`).pipe(Effect.annotateLogs({ batchId }))
-        yield* kick(batchId)
-      }
+      yield* reclaim(now)
       for (const batchId of yield* repo.runnable(1_000)) yield* start(batchId)
       for (const batchId of yield* repo.pendingHooks(100)) yield* runHook(batchId, false)
       yield* Ref.set(lastTick, now)
@@ -162,6 +184,18 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
     }
 
     /**
+     * Runs a batch that was just started in this process: starts its runner here now (or wakes the
+     * one that runs), without waiting for the loop's next look for work.
+     */
+    const run = (batchId: Ids.BatchId) =>
+      options.enabled
+        ? Effect.suspend(() => {
+          // a runner that is there may be ending: the loop looks again too
+          return handles.has(batchId) ? kick(batchId) : start(batchId)
+        })
+        : Effect.void
+
+    /**
      * Stops this process's runner of a batch from starting attempts until it reads the batch again
      * (after `kick`): called before a command that stops work, so that nothing starts here once the
      * command has committed.
@@ -177,6 +211,6 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
      */
     const runPendingHook = (batchId: Ids.BatchId) => options.enabled ? runHook(batchId, true) : Effect.void
 
-    return { kick, hold, health, runPendingHook, owner: options.owner } as const
+    return { kick, run, hold, health, runPendingHook, reclaim, owner: options.owner } as const
   })
 }) {}

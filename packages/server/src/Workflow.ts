@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { ItemError } from "@effect-batch/domain"
+import { Errors, ItemError, Storable } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
 import { DurationString } from "@effect-batch/domain/Duration"
 import { WorkflowName } from "@effect-batch/domain/Ids"
@@ -80,11 +80,26 @@ export class StepOutputTooLarge extends Schema.TaggedError<StepOutputTooLarge>()
 }
 
 /**
+ * A step's encoded output holds text the database would refuse or change (a NUL character or a lone
+ * surrogate).
+ *
+ * @since 0.4.0
+ */
+export class StepOutputUnstorable extends Schema.TaggedError<StepOutputUnstorable>()("StepOutputUnstorable", {
+  step: Schema.String,
+  problem: Schema.String
+}) {
+  override get message() {
+    return `the output of step ${JSON.stringify(this.step)} cannot be stored: ${this.problem}`
+  }
+}
+
+/**
  * What can fail a step besides its own errors.
  *
  * @since 0.3.0
  */
-export type StepError = StepReplayFailed | StepTimedOut | StepOutputTooLarge
+export type StepError = StepReplayFailed | StepTimedOut | StepOutputTooLarge | StepOutputUnstorable
 
 /**
  * How a step runs.
@@ -114,7 +129,12 @@ export interface ItemContext {
   /** 1 for the first attempt */
   readonly attempt: number
   readonly round: number
-  /** Runs `effect` under the batch's named rate limiter (waiting while it is throttled). */
+  /**
+   * Runs `effect` under a named rate limiter, waiting for a permit and while the limiter is held
+   * back: the batch's own limiter of that name (its config's `rateLimits`), otherwise the tenant's
+   * shared limiter, exact across every process. An undefined shared limiter fails the item (fatal,
+   * `LimiterNotFound`).
+   */
   readonly limit: (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
    * A durable step: runs `effect` once per item, stores its output (encoded with `options.output`)
@@ -131,11 +151,26 @@ export interface ItemContext {
 }
 
 /**
+ * Marks a value made with `make`: a string, so that it is recognised across copies of this package.
+ *
+ * @since 0.5.0
+ * @category type ids
+ */
+export const TypeId: TypeId = "~@effect-batch/server/Workflow"
+
+/**
+ * @since 0.5.0
+ * @category type ids
+ */
+export type TypeId = "~@effect-batch/server/Workflow"
+
+/**
  * A typed workflow.
  *
  * @since 0.1.0
  */
 export interface Workflow<I, IE, O, OE, E, EE, R> {
+  readonly [TypeId]: TypeId
   readonly name: Ids.WorkflowName
   readonly input: Schema.Schema<I, IE>
   readonly output: Schema.Schema<O, OE>
@@ -171,6 +206,7 @@ export const make = <I, IE, O, OE, E, EE, R>(options: {
   readonly steps?: ReadonlyArray<string> | undefined
   readonly run: (input: I, context: ItemContext) => Effect.Effect<O, E | RateLimited | StepError, R>
 }): Workflow<I, IE, O, OE, E, EE, R> => ({
+  [TypeId]: TypeId,
   name: Schema.decodeSync(WorkflowName)(options.name),
   input: options.input,
   output: options.output,
@@ -179,6 +215,16 @@ export const make = <I, IE, O, OE, E, EE, R>(options: {
   steps: options.steps,
   run: options.run
 })
+
+/**
+ * Whether `u` is a workflow made with `make` (by this or another copy of the package). A value cannot
+ * tell which services its `run` needs: the guard answers for a workflow that needs none, which is what
+ * a module loaded at run time (`effect-batch serve --workflows`) must export.
+ *
+ * @since 0.5.0
+ */
+export const isWorkflow = (u: unknown): u is Workflow<any, any, any, any, any, any, never> =>
+  Predicate.hasProperty(u, TypeId) && u[TypeId] === TypeId
 
 /**
  * Why an attempt failed, as the orchestrator classifies it.
@@ -213,16 +259,21 @@ const messageOf = (u: unknown): string =>
 const tagOf = (u: unknown): Option.Option<string> =>
   Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" ? Option.some(u._tag) : Option.none()
 
-const failure = (category: ItemError.ErrorCategory, cause: unknown, details?: unknown): AttemptFailure => ({
-  error: ItemError.ItemError.make({
-    category,
-    message: messageOf(cause).slice(0, 4000),
-    ...Option.match(tagOf(cause), { onNone: () => ({}), onSome: (tag) => ({ tag }) }),
-    ...(details === undefined ? {} : { details })
-  }),
-  retryAfter: Option.none(),
-  limiter: Option.none()
-})
+/** An attempt's failure, with its text as the database stores it (details it would refuse are left out). */
+const failure = (category: ItemError.ErrorCategory, cause: unknown, details?: unknown): AttemptFailure => {
+  const unstorable = details === undefined ? undefined : Storable.jsonTextProblem(details, "details")
+  const message = messageOf(cause) + (unstorable === undefined ? "" : ` (details not stored: ${unstorable})`)
+  return {
+    error: ItemError.ItemError.make({
+      category,
+      message: Storable.storableText(message.slice(0, 4000)),
+      ...Option.match(tagOf(cause), { onNone: () => ({}), onSome: (tag) => ({ tag: Storable.storableText(tag) }) }),
+      ...(details === undefined || unstorable !== undefined ? {} : { details })
+    }),
+    retryAfter: Option.none(),
+    limiter: Option.none()
+  }
+}
 
 /**
  * Erases a workflow's types, capturing the services it needs from the current context.
@@ -247,7 +298,10 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
         })
       }
       if (error instanceof StepTimedOut) return Effect.succeed(failure("timeout", error))
-      if (error instanceof StepReplayFailed || error instanceof StepOutputTooLarge) {
+      if (
+        error instanceof StepReplayFailed || error instanceof StepOutputTooLarge ||
+        error instanceof StepOutputUnstorable
+      ) {
         return Effect.succeed(failure("fatal", error))
       }
       const category = isError(error) && !workflow.retryable(error) ? "fatal" : "retryable"
@@ -273,13 +327,22 @@ export const toRunnable = <I, IE, O, OE, E, EE, R>(
             workflow.run(decoded, itemContext).pipe(
               Effect.catchAll((e) => Effect.flip(classify(e))),
               Effect.flatMap((output) =>
-                Effect.mapError(encodeOutput(output), (e) =>
-                  failure("defect", { message: `invalid output: ${e.message}` }))
-              )
+                Effect.mapError(
+                  encodeOutput(output),
+                  (e) => failure("defect", { message: `invalid output: ${e.message}` })
+                )
+              ),
+              Effect.flatMap((encoded) => {
+                const problem = Storable.jsonTextProblem(encoded, "output")
+                return problem === undefined
+                  ? Effect.succeed(encoded)
+                  : Effect.fail(failure("fatal", { message: `the output cannot be stored: ${problem}` }))
+              })
             )
           ),
           Effect.catchAllDefect((defect) =>
-            Effect.fail(failure("defect", defect))
+            // an unknown shared limiter stays unknown until someone defines it: not worth a retry
+            Effect.fail(failure(defect instanceof Errors.LimiterNotFound ? "fatal" : "defect", defect))
           ),
           // the captured context holds every service the workflow needs: set it, do not merge it
           Effect.mapInputContext((): Context.Context<R> => context)
@@ -305,3 +368,16 @@ export const interrupted: AttemptFailure = failure("defect", {
   message: "the attempt was interrupted",
   _tag: "Interrupted"
 })
+
+/**
+ * The failure of an attempt whose process died or hung past its lease (`worker-lost`): `used`
+ * attempts of the item are used, this one included, and its lease has been lost `losses` times.
+ *
+ * @since 0.4.0
+ */
+export const workerLost = (used: number, losses: number): AttemptFailure =>
+  failure("worker-lost", {
+    message: `the process running attempt ${used} of this item died or hung past its lease ` +
+      `(the item's lease has been lost ${losses} time${losses === 1 ? "" : "s"})`,
+    _tag: "WorkerLost"
+  })

@@ -16,6 +16,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { type BatchRecord, decodeRecord } from "./BatchRecord.js"
 import { EventLog } from "./EventLog.js"
+import { listPage } from "./internal/ListPage.js"
 import { batchColumns, BatchRow, encodeConfig, encodeState } from "./internal/Rows.js"
 import { Tables } from "./Tables.js"
 
@@ -76,11 +77,6 @@ export interface ChangeInput {
  * @since 0.1.0
  */
 export const insertChunkSize = 5_000
-
-const ListCursor = Schema.compose(
-  Schema.StringFromBase64Url,
-  Schema.parseJson(Schema.Tuple(Schema.Number, Schema.String))
-)
 
 const roundOf = (state: BatchState.BatchState): Option.Option<number> =>
   "round" in state ? Option.some(state.round) : Option.none()
@@ -237,26 +233,19 @@ export class BatchRepo extends Effect.Service<BatchRepo>()("@effect-batch/BatchR
       readonly limit: number
       readonly cursor?: string | undefined
     }) =>
-      Effect.gen(function*() {
-        const cursor = options.cursor === undefined
-          ? undefined
-          : yield* Schema.decodeUnknown(ListCursor)(options.cursor).pipe(
-            Effect.mapError(() => new Errors.InvalidRequest({ message: "invalid cursor" }))
-          )
-        const rows = yield* sql`
+      listPage(
+        sql,
+        options,
+        (after, limit) =>
+          sql`
           SELECT ${sql.literal(batchColumns)} FROM ${batches}
           WHERE tenant = ${tenant}
           ${options.state === undefined ? sql`` : sql`AND state_tag = ${options.state}`}
-          ${cursor === undefined ? sql`` : sql`AND (created_at_ms, id) < (${cursor[0]}, ${cursor[1]}::uuid)`}
+          ${after}
           ORDER BY created_at_ms DESC, id DESC
-          LIMIT ${options.limit + 1}`.pipe(Effect.flatMap(decodeRows))
-        const page = yield* Effect.forEach(rows.slice(0, options.limit), decodeRecord)
-        const last = page[page.length - 1]
-        const nextCursor = rows.length > options.limit && last !== undefined
-          ? yield* Schema.encode(ListCursor)([last.createdAtMs, last.id])
-          : undefined
-        return { items: page, nextCursor }
-      }).pipe(Effect.catchTag("ParseError", Effect.die), Effect.withSpan("BatchRepo.list"))
+          LIMIT ${limit}`.pipe(Effect.flatMap(decodeRows)),
+        decodeRecord
+      ).pipe(Effect.catchTag("ParseError", Effect.die), Effect.withSpan("BatchRepo.list"))
 
     const runnable = (limit: number) =>
       sql<{ id: string }>`SELECT id::text AS id FROM ${batches} WHERE state_tag = 'Running' LIMIT ${limit}`.pipe(

@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type { DataDirInUse } from "./EmbeddedErrors.js"
 import * as Notifier from "./Notifier.js"
 import * as PgliteClient from "./PgliteClient.js"
 
@@ -25,6 +26,26 @@ import * as PgliteClient from "./PgliteClient.js"
  * @category constants
  */
 export const defaultDataDir = "./.effect-batch/db"
+
+/**
+ * The Postgres server of the environment: `DATABASE_URL`, unless it is unset or empty.
+ *
+ * @since 0.5.0
+ * @category config
+ */
+export const serverUrl: Config.Config<Option.Option<Redacted.Redacted>> = Config.option(
+  Config.redacted("DATABASE_URL")
+).pipe(Config.map(Option.filter((value) => Redacted.value(value).trim() !== "")))
+
+/**
+ * The embedded database's data folder of the environment: `EFFECT_BATCH_DATA_DIR`, else `defaultDataDir`.
+ *
+ * @since 0.5.0
+ * @category config
+ */
+export const dataDir: Config.Config<string> = Config.string("EFFECT_BATCH_DATA_DIR").pipe(
+  Config.withDefault(defaultDataDir)
+)
 
 /**
  * An `int8` / `count(*)` column as a number, whichever driver read it: `pg` returns the decimal text,
@@ -57,15 +78,18 @@ export const layerPostgres = (
 
 /**
  * The embedded database in `dataDir` (created if missing), or in memory without one. One process may
- * open a data folder at a time.
+ * open a data folder at a time: while another holds it, building the layer fails with `DataDirInUse`.
+ * Its `PgliteClient` takes backups while it runs (`EmbeddedBackup.write`).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerEmbedded = (
   options: { readonly dataDir?: string | undefined }
-): Layer.Layer<SqlClient.SqlClient | Notifier.Notifier, SqlError.SqlError> =>
-  Notifier.layerPglite.pipe(Layer.provideMerge(PgliteClient.layer({ dataDir: options.dataDir })))
+): Layer.Layer<
+  SqlClient.SqlClient | Notifier.Notifier | PgliteClient.PgliteClient,
+  SqlError.SqlError | DataDirInUse
+> => Notifier.layerPglite.pipe(Layer.provideMerge(PgliteClient.layer({ dataDir: options.dataDir })))
 
 /**
  * Postgres when `DATABASE_URL` is set (and not empty), otherwise the embedded database in
@@ -74,13 +98,13 @@ export const layerEmbedded = (
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<SqlClient.SqlClient | Notifier.Notifier, ConfigError.ConfigError | SqlError.SqlError> =
-  Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const url = yield* Config.option(Config.redacted("DATABASE_URL"))
-      const server = Option.filter(url, (value) => Redacted.value(value).trim() !== "")
-      if (Option.isSome(server)) return layerPostgres(server.value)
-      const dataDir = yield* Config.string("EFFECT_BATCH_DATA_DIR").pipe(Config.withDefault(defaultDataDir))
-      return layerEmbedded({ dataDir })
-    })
-  )
+export const layer: Layer.Layer<
+  SqlClient.SqlClient | Notifier.Notifier,
+  ConfigError.ConfigError | SqlError.SqlError | DataDirInUse
+> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const server = yield* serverUrl
+    if (Option.isSome(server)) return layerPostgres(server.value)
+    return layerEmbedded({ dataDir: yield* dataDir })
+  })
+)

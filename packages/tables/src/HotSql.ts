@@ -10,7 +10,8 @@ import * as Effect from "effect/Effect"
 import { appendEvents } from "./sql/AppendEvents.js"
 import { claim } from "./sql/Claim.js"
 import { commit } from "./sql/Commit.js"
-import { reclaim, release } from "./sql/Release.js"
+import { limiterTake } from "./sql/Limiter.js"
+import { lostAttempts, reclaim, release } from "./sql/Release.js"
 import { renew, share } from "./sql/Share.js"
 import { type TableNames, Tables } from "./Tables.js"
 
@@ -23,13 +24,16 @@ export const statements = (t: TableNames): ReadonlyArray<string> => [
   // the signatures of earlier versions: a changed parameter list would otherwise add an overload
   `DROP FUNCTION IF EXISTS ${t.prefix}append_events(uuid, bigint, jsonb, int[], int[])`,
   `DROP FUNCTION IF EXISTS ${t.prefix}commit(uuid, text, bigint, bigint, int, int, jsonb, jsonb, jsonb)`,
+  `DROP FUNCTION IF EXISTS ${t.prefix}reclaim(uuid, text, bigint)`,
   appendEvents(t),
   share(t),
   renew(t),
   claim(t),
   commit(t),
   release(t),
-  reclaim(t)
+  lostAttempts(t),
+  reclaim(t),
+  limiterTake(t)
 ]
 
 /**

@@ -124,6 +124,35 @@ export interface CommitResult extends ShareResult {
   readonly consecutiveFailures: number
 }
 
+/**
+ * An attempt whose owner lost its lease (its process died, or hung past the lease): the item as its
+ * claim returned it, and when the attempt started. It counts as a used attempt.
+ *
+ * @since 0.4.0
+ */
+export interface LostAttempt {
+  readonly item: ClaimedItem
+  readonly startedAtMs: number
+}
+
+/**
+ * What taking back the items of one owner whose lease expired did: how many went back to the queue,
+ * the outcomes recorded for its lost attempts, and the batch's counters and sequence afterwards.
+ *
+ * @since 0.4.0
+ */
+export interface Reclaimed {
+  readonly batchId: Ids.BatchId
+  readonly owner: string
+  readonly requeued: number
+  readonly recorded: ReadonlyArray<Outcome>
+  readonly seq: number
+  readonly state: string
+  readonly version: number
+  readonly counts: ReturnType<typeof countsOf>
+  readonly consecutiveFailures: number
+}
+
 const ShareRow = Schema.Struct({ slots: Num, state_tag: Schema.String, version: Num })
 const ClaimRow = Schema.Struct({
   ...ShareRow.fields,
@@ -141,6 +170,20 @@ const CommitRow = Schema.Struct({
   ...countColumns,
   consecutive_failures: Num
 })
+
+const ReclaimRow = Schema.Struct({
+  requeued: Num,
+  applied: Schema.Array(Schema.Number),
+  seq: Num,
+  state_tag: Schema.String,
+  version: Num,
+  total: Num,
+  ...countColumns,
+  consecutive_failures: Num
+})
+
+// each claimed item is read by `claimedFromJson`
+const LostRows = Schema.Array(Schema.Tuple(Schema.Unknown, Num))
 
 const decodeBatchId = Schema.decodeUnknown(BatchId)
 
@@ -170,6 +213,18 @@ const outcomeRow = (idx: number, o: Outcome, start: StartRow | undefined): Outco
   at_ms: start?.at_ms ?? null
 })
 
+/** Adds an outcome and its events to the rows of a statement. */
+const pushOutcome = (
+  outcomes: Array<OutcomeRow>,
+  events: Array<EventRow>,
+  outcome: Outcome,
+  start: StartRow | undefined
+) => {
+  const idx = outcomes.length
+  outcomes.push(outcomeRow(idx, outcome, start))
+  for (const draft of outcome.events) events.push(eventRow("o", idx, events.length, encodeDraftFast(draft)))
+}
+
 /**
  * The items repository.
  *
@@ -188,9 +243,11 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
     const renewFn = fn("renew")
     const releaseFn = fn("release")
     const reclaimFn = fn("reclaim")
+    const lostFn = fn("lost_attempts")
     const decodeShare = Schema.decodeUnknown(Schema.NullOr(ShareRow))
     const decodeClaim = Schema.decodeUnknown(Schema.NullOr(ClaimRow))
     const decodeCommit = Schema.decodeUnknown(Schema.NullOr(CommitRow))
+    const decodeReclaim = Schema.decodeUnknown(Schema.NullOr(ReclaimRow))
 
     const call = <A>(decode: (u: unknown) => Effect.Effect<A | null, unknown>) =>
     (
@@ -266,14 +323,10 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
             )
             events.push(eventRow("p", idx, events.length, encodeDraftFast(event)))
           } else {
-            const idx = outcomes.length
             const mark = marks.get(entry.outcome.key)
             const own = mark !== undefined && mark.attempt === entry.outcome.attempt ? mark : undefined
             if (own !== undefined) matched.add(own.idx)
-            outcomes.push(outcomeRow(idx, entry.outcome, own))
-            for (const draft of entry.outcome.events) {
-              events.push(eventRow("o", idx, events.length, encodeDraftFast(draft)))
-            }
+            pushOutcome(outcomes, events, entry.outcome, own)
           }
         }
         const started: Array<StartRow> = []
@@ -338,26 +391,63 @@ export class ItemRepo extends Effect.Service<ItemRepo>()("@effect-batch/ItemRepo
 
     /**
      * Takes back what owners whose share row expired held (their process died or lost the database for
-     * longer than the lease): their leased and running items go back to the queue. Returns how many
-     * items were re-queued, per batch.
+     * longer than the lease), one owner per transaction: the attempts it had started are lost and
+     * `decide` gives their outcomes (each counts as a used attempt; it may read the batch in the same
+     * transaction); everything else it held goes back to the queue.
      */
-    const reclaimExpired = (options: { readonly now: number; readonly limit: number }) =>
+    const reclaimExpired = <E, R>(options: {
+      readonly now: number
+      readonly limit: number
+      readonly decide: (
+        batchId: Ids.BatchId,
+        lost: ReadonlyArray<LostAttempt>
+      ) => Effect.Effect<ReadonlyArray<Outcome>, E, R>
+    }): Effect.Effect<ReadonlyArray<Reclaimed>, E | SqlError, R> =>
       Effect.gen(function*() {
         const expired = yield* sql<{ batch_id: string; owner: string }>`
           SELECT batch_id::text AS batch_id, owner FROM ${shares}
           WHERE expires_at_ms < ${options.now} ORDER BY expires_at_ms LIMIT ${options.limit}`
-        const reclaimed = new Map<Ids.BatchId, number>()
+        const reclaimed: Array<Reclaimed> = []
         for (const row of expired) {
-          const n = yield* sql<{ n: number }>`SELECT ${reclaimFn}(${row.batch_id}::uuid, ${row.owner}::text,
-            ${options.now}::bigint) AS n`
-          const count = Number(n[0]?.n ?? 0)
-          if (count > 0) {
-            const batchId = yield* decodeBatchId(row.batch_id).pipe(Effect.orDie)
-            reclaimed.set(batchId, (reclaimed.get(batchId) ?? 0) + count)
-          }
+          const batchId = yield* decodeBatchId(row.batch_id).pipe(Effect.orDie)
+          const done = yield* reclaimOwner(batchId, row.owner, options.now, options.decide)
+          if (Option.isSome(done)) reclaimed.push(done.value)
         }
         return reclaimed
       }).pipe(Effect.withSpan("ItemRepo.reclaimExpired"))
+
+    const reclaimOwner = <E, R>(
+      batchId: Ids.BatchId,
+      owner: string,
+      now: number,
+      decide: (batchId: Ids.BatchId, lost: ReadonlyArray<LostAttempt>) => Effect.Effect<ReadonlyArray<Outcome>, E, R>
+    ) =>
+      Effect.gen(function*() {
+        const listed = yield* sql<{ readonly r: unknown }>`SELECT ${lostFn}(${batchId}::uuid, ${owner}::text,
+          ${now}::bigint) AS r`.pipe(
+          Effect.flatMap((rows) => Schema.decodeUnknown(LostRows)(rows[0]?.r ?? [])),
+          Effect.orDie
+        )
+        const lost = listed.map(([item, startedAtMs]): LostAttempt => ({ item: claimedFromJson(item), startedAtMs }))
+        const decided = lost.length === 0 ? [] : yield* decide(batchId, lost)
+        const outcomes: Array<OutcomeRow> = []
+        const events: Array<EventRow> = []
+        for (const outcome of decided) pushOutcome(outcomes, events, outcome, undefined)
+        const result = yield* sql<{ readonly r: unknown }>`SELECT ${reclaimFn}(${batchId}::uuid, ${owner}::text,
+          ${now}::bigint, ${JSON.stringify(outcomes)}::text::jsonb, ${JSON.stringify(events)}::text::jsonb) AS r`
+          .pipe(Effect.flatMap(call(decodeReclaim)))
+        return Option.map(result, (row): Reclaimed => ({
+          batchId,
+          owner,
+          requeued: row.requeued,
+          recorded: row.applied.flatMap((idx) => decided[idx] ?? []),
+          seq: row.seq,
+          state: row.state_tag,
+          version: row.version,
+          counts: countsOf(row),
+          consecutiveFailures: row.consecutive_failures
+        }))
+      }).pipe(sql.withTransaction, Effect.withSpan("ItemRepo.reclaimOwner", { attributes: { batchId, owner } }))
 
     const bulk = BulkChanges.make({ sql, tables: t, eventLog })
 

@@ -128,6 +128,57 @@ const schemaV4 = (t: TableNames): ReadonlyArray<string> => [
   )`
 ]
 
+/**
+ * Campaigns: their rows and events, and the link from a child batch to its campaign (`campaign_id`,
+ * `campaign_index`). Which children are done is read from their state; `campaign_reported` is the
+ * round whose settlement the campaign has announced, `campaign_requeue` the item states a redrive of
+ * the campaign will re-queue when it starts that child again.
+ */
+const schemaV6 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.campaigns} (
+    id uuid PRIMARY KEY,
+    tenant text NOT NULL,
+    workflow text NOT NULL,
+    idempotency_key text,
+    state_tag text NOT NULL,
+    state jsonb NOT NULL,
+    config jsonb NOT NULL,
+    total int NOT NULL DEFAULT 0,
+    batch_count int NOT NULL DEFAULT 0,
+    round int NOT NULL DEFAULT 1,
+    version int NOT NULL DEFAULT 0,
+    seq int NOT NULL DEFAULT 0,
+    hook_state text NOT NULL DEFAULT 'none',
+    created_at_ms bigint NOT NULL,
+    updated_at_ms bigint NOT NULL
+  )`,
+  `CREATE UNIQUE INDEX ${t.prefix}campaigns_idempotency ON ${t.campaigns} (tenant, idempotency_key)
+    WHERE idempotency_key IS NOT NULL`,
+  `CREATE INDEX ${t.prefix}campaigns_tenant_created ON ${t.campaigns} (tenant, created_at_ms DESC, id DESC)`,
+  `CREATE INDEX ${t.prefix}campaigns_state ON ${t.campaigns} (state_tag)`,
+  `CREATE TABLE ${t.campaignEvents} (
+    campaign_id uuid NOT NULL,
+    seq int NOT NULL,
+    tag text NOT NULL,
+    payload jsonb NOT NULL,
+    at_ms bigint NOT NULL,
+    PRIMARY KEY (campaign_id, seq)
+  )`,
+  `ALTER TABLE ${t.batches} ADD COLUMN campaign_id uuid, ADD COLUMN campaign_index int,
+    ADD COLUMN campaign_reported int NOT NULL DEFAULT 0, ADD COLUMN campaign_requeue jsonb`,
+  `CREATE UNIQUE INDEX ${t.prefix}batches_campaign ON ${t.batches} (campaign_id, campaign_index)
+    WHERE campaign_id IS NOT NULL`
+]
+
+/**
+ * How many times an item was held by an owner whose lease expired (its process died or hung): a
+ * later attempt of such an item has its start recorded before it runs, so that losing it again
+ * counts as a used attempt.
+ */
+const schemaV7 = (t: TableNames): ReadonlyArray<string> => [
+  `ALTER TABLE ${t.items} ADD COLUMN lost_leases int NOT NULL DEFAULT 0`
+]
+
 /** A migration that runs DDL statements in order. */
 const statements = (list: ReadonlyArray<string>) =>
   Effect.gen(function*() {
@@ -136,6 +187,55 @@ const statements = (list: ReadonlyArray<string>) =>
       yield* sql.unsafe(statement)
     }
   })
+
+// Shared rate limiters. A permit row is a block of permits reserved by one process at
+// `granted_at_ms`, usable until `usable_until_ms`; every permit of the block counts against the limit
+// until `expires_at_ms`: the end of the block's use plus the interval while it is reserved, the last
+// use plus the interval once the process has reported how many it used (`settled`).
+const schemaV5 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.limiters} (
+    tenant text NOT NULL,
+    name text NOT NULL,
+    permits int NOT NULL CHECK (permits > 0),
+    interval_ms bigint NOT NULL CHECK (interval_ms > 0),
+    held_until_ms bigint NOT NULL DEFAULT 0,
+    throttles bigint NOT NULL DEFAULT 0,
+    last_throttled_at_ms bigint,
+    created_at_ms bigint NOT NULL,
+    updated_at_ms bigint NOT NULL,
+    PRIMARY KEY (tenant, name)
+  )`,
+  `CREATE TABLE ${t.permits} (
+    id bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    name text NOT NULL,
+    owner text NOT NULL,
+    count int NOT NULL CHECK (count > 0),
+    granted_at_ms bigint NOT NULL,
+    usable_until_ms bigint NOT NULL,
+    expires_at_ms bigint NOT NULL,
+    settled boolean NOT NULL DEFAULT false,
+    FOREIGN KEY (tenant, name) REFERENCES ${t.limiters} (tenant, name) ON DELETE CASCADE
+  )`,
+  `CREATE INDEX ${t.prefix}permits_window ON ${t.permits} (tenant, name, expires_at_ms)`,
+  `CREATE TABLE ${t.limiterUsers} (
+    tenant text NOT NULL,
+    name text NOT NULL,
+    owner text NOT NULL,
+    effective_concurrency int NOT NULL,
+    seen_at_ms bigint NOT NULL,
+    PRIMARY KEY (tenant, name, owner),
+    FOREIGN KEY (tenant, name) REFERENCES ${t.limiters} (tenant, name) ON DELETE CASCADE
+  )`,
+  `CREATE TABLE ${t.streams} (
+    tenant text NOT NULL,
+    owner text NOT NULL,
+    open int NOT NULL CHECK (open >= 0),
+    version bigint NOT NULL,
+    expires_at_ms bigint NOT NULL,
+    PRIMARY KEY (tenant, owner)
+  )`
+]
 
 /**
  * Every migration, by `<id>_<name>`.
@@ -155,7 +255,10 @@ export const migrations = (t: TableNames): Record<string, Effect.Effect<void, un
     yield* sql.unsafe(`ALTER TABLE ${t.batches} ADD COLUMN wanted_by text, ADD COLUMN wanted_at_ms bigint`)
   }),
   "3_shares": statements(schemaV3(t)),
-  "4_steps": statements(schemaV4(t))
+  "4_steps": statements(schemaV4(t)),
+  "5_limiters": statements(schemaV5(t)),
+  "6_campaigns": statements(schemaV6(t)),
+  "7_lost_leases": statements(schemaV7(t))
 })
 
 /**

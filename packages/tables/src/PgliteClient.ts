@@ -33,6 +33,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import * as DataDirLock from "./DataDirLock.js"
+import type { DataDirInUse } from "./EmbeddedErrors.js"
 
 /**
  * @since 0.1.0
@@ -53,8 +55,13 @@ export type TypeId = "~@effect-batch/tables/PgliteClient"
  * @category models
  */
 export interface PgliteClientConfig {
-  /** Folder of the database files (created if missing); in memory when absent. One process per folder. */
+  /**
+   * Folder of the database files (created if missing); in memory when absent. One process per folder:
+   * opening a folder another client holds fails with `DataDirInUse` (see `DataDirLock`).
+   */
   readonly dataDir?: string | undefined
+  /** A tarball of a data folder (`dumpDataDir`) to start from; `dataDir` must hold no database then. */
+  readonly loadDataDir?: Blob | undefined
 }
 
 /**
@@ -88,11 +95,23 @@ const parseInt8 = (text: string): number | string => {
   return Number.isSafeInteger(value) ? value : text
 }
 
-const open = (config: PgliteClientConfig): Effect.Effect<PGlite, SqlError.SqlError, Scope.Scope> =>
+/** Takes the data folder's lock (released after the database closes); an I/O failure is a failure to open. */
+const holdDataDir = (dataDir: string | undefined): Effect.Effect<void, SqlError.SqlError | DataDirInUse, Scope.Scope> =>
+  dataDir === undefined ? Effect.void : DataDirLock.acquire(dataDir).pipe(
+    Effect.catchTag("DataDirError", (error) =>
+      Effect.fail(
+        new SqlError.SqlError({ cause: error, message: `PgliteClient: failed to open the database: ${error.message}` })
+      ))
+  )
+
+const openPglite = (config: PgliteClientConfig): Effect.Effect<PGlite, SqlError.SqlError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
-        const options = { parsers: { [types.INT8]: parseInt8 } }
+        const options = {
+          parsers: { [types.INT8]: parseInt8 },
+          ...(config.loadDataDir === undefined ? {} : { loadDataDir: config.loadDataDir })
+        }
         if (config.dataDir === undefined) return PGlite.create(options)
         const dataDir = Path.resolve(config.dataDir)
         await Fs.mkdir(dataDir, { recursive: true })
@@ -106,6 +125,9 @@ const open = (config: PgliteClientConfig): Effect.Effect<PGlite, SqlError.SqlErr
         catch: (cause) => new SqlError.SqlError({ cause, message: "PgliteClient: failed to close the database" })
       }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message, error.cause)))
   )
+
+const open = (config: PgliteClientConfig): Effect.Effect<PGlite, SqlError.SqlError | DataDirInUse, Scope.Scope> =>
+  Effect.zipRight(holdDataDir(config.dataDir), openPglite(config))
 
 /** A statement runs to its end once sent (PGlite cannot cancel it), so the session stays held until then. */
 const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, SqlError.SqlError> =>
@@ -153,7 +175,7 @@ const makeConnection = (pglite: PGlite, lock: Lock): SqlConnection.Connection =>
  */
 export const make = (
   config: PgliteClientConfig
-): Effect.Effect<PgliteClient, SqlError.SqlError, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<PgliteClient, SqlError.SqlError | DataDirInUse, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
     const pglite = yield* open(config)
     const semaphore = yield* Effect.makeSemaphore(1)
@@ -191,7 +213,9 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: PgliteClientConfig): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError.SqlError> =>
+export const layer = (
+  config: PgliteClientConfig
+): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError.SqlError | DataDirInUse> =>
   Layer.scopedContext(
     Effect.map(make(config), (client) =>
       Context.make(PgliteClient, client).pipe(

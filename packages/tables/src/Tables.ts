@@ -21,6 +21,18 @@ export interface TableNames {
   readonly shares: string
   /** durable step outputs of items */
   readonly steps: string
+  /** shared rate limiters, defined per tenant */
+  readonly limiters: string
+  /** the permits of shared limiters reserved by processes, and those used within the window */
+  readonly permits: string
+  /** the processes that use a shared limiter, with their effective concurrency */
+  readonly limiterUsers: string
+  /** the open event streams of each process, per tenant */
+  readonly streams: string
+  /** campaigns (batches of batches) */
+  readonly campaigns: string
+  /** the per-campaign event log */
+  readonly campaignEvents: string
 }
 
 /**
@@ -49,7 +61,13 @@ export const names = (prefix: string): TableNames => {
     items: `${prefix}items`,
     events: `${prefix}events`,
     shares: `${prefix}shares`,
-    steps: `${prefix}steps`
+    steps: `${prefix}steps`,
+    limiters: `${prefix}limiters`,
+    permits: `${prefix}permits`,
+    limiterUsers: `${prefix}limiter_users`,
+    streams: `${prefix}streams`,
+    campaigns: `${prefix}campaigns`,
+    campaignEvents: `${prefix}campaign_events`
   }
 }
 

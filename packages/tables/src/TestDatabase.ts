@@ -20,6 +20,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import * as Database from "./Database.js"
+import type { DataDirInUse } from "./EmbeddedErrors.js"
 import type * as Notifier from "./Notifier.js"
 
 /**
@@ -38,7 +39,7 @@ export const defaultServerUrl = "postgres://postgres@127.0.0.1:5432/postgres"
  */
 export type TestDatabase = Layer.Layer<
   SqlClient.SqlClient | Notifier.Notifier,
-  ConfigError.ConfigError | SqlError.SqlError
+  ConfigError.ConfigError | SqlError.SqlError | DataDirInUse
 >
 
 /** Runs `f` on a short-lived single connection to the server's maintenance database. */

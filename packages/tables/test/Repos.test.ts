@@ -1,4 +1,4 @@
-import { BatchConfig, BatchState, Errors, Ids } from "@effect-batch/domain"
+import { BatchConfig, BatchState, Errors, Ids, ItemCounts, ItemError } from "@effect-batch/domain"
 import type { BatchEvent } from "@effect-batch/domain"
 import { BatchRepo, EventLog, ItemReader, ItemRepo, Migrations, Tables, TestDatabase } from "@effect-batch/tables"
 import * as Migrator from "@effect/sql/Migrator"
@@ -54,19 +54,7 @@ const makeBatch = (options: {
       config: BatchConfig.BatchConfig.make({ concurrency: options.concurrency ?? 16 }),
       state: new BatchState.Running({ since: DateTime.unsafeMake(t0), round: 1 }),
       items: Stream.fromIterable(keys.map((key, i) => ({ key, input: { n: i, text: key } }))),
-      events: (total) => [{ _tag: "BatchStarted", round: 1 }, {
-        _tag: "ProgressSnapshot",
-        counts: {
-          queued: total,
-          running: 0,
-          retryScheduled: 0,
-          succeeded: 0,
-          failed: 0,
-          quarantined: 0,
-          skipped: 0
-        },
-        itemsPerSecond: 0
-      }],
+      events: () => [{ _tag: "BatchStarted", round: 1 }, { _tag: "ConfigChanged", patch: { concurrency: 16 } }],
       now: t0
     })
   })
@@ -124,6 +112,75 @@ const claim = (options: ItemRepo.ShareRequest & { readonly max: number }) =>
 
 const commit = (options: ItemRepo.ShareRequest & { readonly entries: ReadonlyArray<ItemRepo.Entry> }) =>
   Effect.flatMap(ItemRepo.ItemRepo, (items) => some(items.commit(options)))
+
+/** Records no outcome for lost attempts: they go back to the queue like everything else the owner held. */
+const requeueLost = (): Effect.Effect<ReadonlyArray<ItemRepo.Outcome>> => Effect.succeed([])
+
+/**
+ * Takes back what owners whose lease expired by `now` held; `decide` gives the outcomes of their lost
+ * attempts. Returns how many items each batch got back or had recorded.
+ */
+const reclaimAt = (
+  now: number,
+  decide: (
+    batchId: Ids.BatchId,
+    lost: ReadonlyArray<ItemRepo.LostAttempt>
+  ) => Effect.Effect<ReadonlyArray<ItemRepo.Outcome>> = requeueLost
+) =>
+  Effect.flatMap(ItemRepo.ItemRepo, (items) => items.reclaimExpired({ now, limit: 10_000, decide })).pipe(
+    Effect.map((reclaimed) => {
+      const perBatch = new Map<Ids.BatchId, number>()
+      for (const r of reclaimed) {
+        perBatch.set(r.batchId, (perBatch.get(r.batchId) ?? 0) + r.requeued + r.recorded.length)
+      }
+      return perBatch
+    })
+  )
+
+const encodeError = Schema.encodeSync(ItemError.ItemError)
+
+/**
+ * The outcomes of lost attempts under a policy with `maxAttempts`: a retry due at once while attempts
+ * remain, else a final `worker-lost` failure.
+ */
+const lostOutcomes = (maxAttempts: number, now: number) =>
+(
+  _: Ids.BatchId,
+  lost: ReadonlyArray<ItemRepo.LostAttempt>
+): Effect.Effect<ReadonlyArray<ItemRepo.Outcome>> =>
+  Effect.succeed(lost.map(({ item, startedAtMs }): ItemRepo.Outcome => {
+    const consumed = item.consumed + 1
+    const error = ItemError.ItemError.make({
+      category: "worker-lost",
+      tag: "WorkerLost",
+      message: `attempt ${consumed} was lost`
+    })
+    const key = itemKey(item.key)
+    const final = consumed >= maxAttempts
+    return {
+      key: item.key,
+      attempt: item.attempt,
+      state: final ? "failed" : "retry",
+      error: encodeError(error),
+      dueAtMs: final ? undefined : now,
+      consumed,
+      throttles: 0,
+      roundsFailed: item.rounds_failed,
+      durationMs: now - startedAtMs,
+      countsAsFailure: true,
+      events: [
+        final
+          ? { _tag: "ItemFailed", itemKey: key, attempt: item.attempt, error }
+          : {
+            _tag: "ItemRetryScheduled",
+            itemKey: key,
+            attempt: item.attempt,
+            nextAttemptAt: DateTime.unsafeMake(now),
+            error
+          }
+      ]
+    }
+  }))
 
 const renew = (options: ItemRepo.ShareRequest) =>
   Effect.flatMap(ItemRepo.ItemRepo, (items) => some(items.renew(options)))
@@ -220,7 +277,7 @@ for (const [name, db] of TestDatabase.databases) {
           assert.strictEqual(record.counts.queued, 12_345)
           assert.strictEqual(record.seq, 2)
           const events = yield* (yield* EventLog.EventLog).readAfter(record.id, 0, 10)
-          assert.deepStrictEqual(events.map((e) => [e._tag, e.seq]), [["BatchStarted", 1], ["ProgressSnapshot", 2]])
+          assert.deepStrictEqual(events.map((e) => [e._tag, e.seq]), [["BatchStarted", 1], ["ConfigChanged", 2]])
           const counts = yield* (yield* ItemRepo.ItemRepo).countFromItems(record.id)
           assert.strictEqual(counts.queued, 12_345)
         }))
@@ -332,7 +389,7 @@ for (const [name, db] of TestDatabase.databases) {
             entries: started([first], t0)
           })
           assert.deepStrictEqual(sorted(start.started), [0])
-          const reclaimed = yield* (yield* ItemRepo.ItemRepo).reclaimExpired({ now: t0 + 2_000, limit: 10_000 })
+          const reclaimed = yield* reclaimAt(t0 + 2_000)
           assert.strictEqual(reclaimed.get(record.id), 1)
           assert.isFalse((yield* sharesOf(record.id)).some((r) => r.owner === "old"))
           assert.strictEqual((yield* assertCountersAgree(record.id)).counts.queued, 1)
@@ -362,10 +419,93 @@ for (const [name, db] of TestDatabase.databases) {
           yield* assertCountersAgree(record.id)
         }))
 
+      it.effect("a started attempt whose lease is lost uses an attempt; items leased ahead and released do not", () =>
+        Effect.gen(function*() {
+          const maxAttempts = 3
+          const lease = 1_000
+          const { record } = yield* makeBatch({ items: ["poison", "a", "b"], concurrency: 1 })
+          const items = yield* ItemRepo.ItemRepo
+          let now = t0
+          for (let n = 1; n <= maxAttempts; n++) {
+            const owner = `dies-${n}`
+            const leased = yield* claim({ ...request(record.id, owner, now, { leaseMs: lease, wanted: 1 }), max: 10 })
+            assert.deepStrictEqual(leased.items.map((c) => c.key), ["poison", "a", "b"])
+            const poison = leased.items[0]!
+            assert.deepStrictEqual([poison.consumed, poison.lost_leases], [n - 1, n - 1])
+            const start = yield* commit({
+              ...request(record.id, owner, now, { leaseMs: lease, executing: 1, wanted: 1 }),
+              entries: started([poison], now)
+            })
+            assert.deepStrictEqual(start.started, [0])
+            // the attempt takes its process down: its lease expires, and another process takes back what it held
+            now += lease + 1
+            const reclaimed = yield* items.reclaimExpired({ now, limit: 100, decide: lostOutcomes(maxAttempts, now) })
+            assert.deepStrictEqual(
+              reclaimed.map((r) => [r.owner, r.requeued, r.recorded.map((o) => [o.key, o.state])]),
+              [[owner, 2, [["poison", n < maxAttempts ? "retry" : "failed"]]]]
+            )
+            const after = yield* assertCountersAgree(record.id)
+            assert.deepStrictEqual(
+              [after.counts.queued, after.counts.running, after.counts.retryScheduled, after.counts.failed],
+              n < maxAttempts ? [2, 0, 1, 0] : [2, 0, 0, 1]
+            )
+            assert.isFalse((yield* sharesOf(record.id)).some((r) => r.owner === owner))
+            // the process that hung wakes up: what it reports of the lost attempt is fenced out
+            const late = yield* commit({
+              ...request(record.id, owner, now),
+              entries: finished([succeedWithEvent(poison)])
+            })
+            assert.deepStrictEqual(late.applied, [])
+            yield* assertGapless(record.id)
+            now += 1
+          }
+          const poison = yield* (yield* ItemReader.ItemReader).get(record.id, "poison")
+          assert.isTrue(Option.isSome(poison))
+          if (Option.isSome(poison)) {
+            const state = poison.value.state
+            assert.strictEqual(state._tag, "Failed")
+            if (state._tag === "Failed") {
+              assert.strictEqual(state.attempts, maxAttempts)
+              assert.deepStrictEqual([state.error.category, state.error.tag], ["worker-lost", "WorkerLost"])
+            }
+          }
+
+          // leased ahead and given back (or lost with their dead holders) many times: no attempt used
+          for (let n = 0; n < 5; n++) {
+            const ahead = yield* claim({ ...request(record.id, "prefetch", now), max: 10 })
+            assert.deepStrictEqual(ahead.items.map((c) => c.key), ["a", "b"])
+            yield* items.release({ batchId: record.id, owner: "prefetch", items: ahead.items, dropShare: true })
+            now += 1
+          }
+          const last = yield* claim({ ...request(record.id, "last", now), max: 10 })
+          assert.deepStrictEqual(last.items.map((c) => [c.key, c.consumed, c.lost_leases]), [["a", 0, 3], ["b", 0, 3]])
+          // the fencing token counts every lease
+          assert.deepStrictEqual(last.items.map((c) => c.attempt), [9, 9])
+          yield* commit({
+            ...request(record.id, "last", now),
+            entries: [...started(last.items, now), ...finished(last.items.map((c) => succeedWithEvent(c)))]
+          })
+          const settled = yield* assertCountersAgree(record.id)
+          assert.strictEqual(ItemCounts.pending(settled.counts), 0)
+          assert.deepStrictEqual([settled.counts.succeeded, settled.counts.failed], [2, 1])
+          assert.strictEqual(settled.consecutiveFailures, 0)
+          const events = yield* assertGapless(record.id)
+          assert.deepStrictEqual(
+            events.filter((e) => "itemKey" in e && e.itemKey === "poison").map((e) => e._tag),
+            [
+              "ItemStarted",
+              "ItemRetryScheduled",
+              "ItemStarted",
+              "ItemRetryScheduled",
+              "ItemStarted",
+              "ItemFailed"
+            ]
+          )
+        }))
+
       it.effect("leases ahead without starting; start marks and outcomes are fenced by owner and attempt", () =>
         Effect.gen(function*() {
           const { record } = yield* makeBatch({ items: 60, concurrency: 4 })
-          const items = yield* ItemRepo.ItemRepo
           const w = yield* claim({ ...request(record.id, "w", t0, { wanted: 4 }), max: 50 })
           assert.strictEqual(w.items.length, 50)
           assert.deepStrictEqual(w.items.map((c) => c.key), Array.from({ length: 50 }, (_, i) => keyOf(i)))
@@ -426,7 +566,7 @@ for (const [name, db] of TestDatabase.databases) {
           assert.strictEqual(again.counts.running, 1)
 
           // a stale owner after a reclaim: its start mark and its outcome are rejected
-          const reclaimed = yield* items.reclaimExpired({ now: t0 + 4 + leaseMs + 1, limit: 10_000 })
+          const reclaimed = yield* reclaimAt(t0 + 4 + leaseMs + 1)
           assert.strictEqual(reclaimed.get(record.id), 47)
           const stale = yield* commit({
             ...request(record.id, "w", t0 + 5 + leaseMs),
@@ -592,7 +732,7 @@ for (const [name, db] of TestDatabase.databases) {
           // reclaiming takes back what `a` held, and deletes its row
           const held = a.leased.length + a.running.length + 1
           assert.isAbove(held, 0)
-          const reclaimed = yield* (yield* ItemRepo.ItemRepo).reclaimExpired({ now, limit: 10_000 })
+          const reclaimed = yield* reclaimAt(now)
           assert.strictEqual(reclaimed.get(batchId), held)
           assert.deepStrictEqual((yield* sharesOf(batchId)).map((r) => r.owner), ["b", "c"])
           const rows = yield* itemRows(batchId)
@@ -867,12 +1007,28 @@ for (const [name, db] of TestDatabase.databases) {
 
           // the new version starts
           const applied = yield* Migrations.run
-          assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[3, "shares"], [4, "steps"]])
+          assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [
+            [3, "shares"],
+            [4, "steps"],
+            [5, "limiters"],
+            [6, "campaigns"],
+            [7, "lost_leases"]
+          ])
           const functions = yield* sql<{ proname: string }>`SELECT proname FROM pg_proc
             WHERE proname LIKE ${`${t.prefix}%`} ORDER BY proname`
           assert.deepStrictEqual(
             functions.map((f) => f.proname),
-            ["append_events", "claim", "commit", "reclaim", "release", "renew", "share"].map((f) => t.prefix + f)
+            [
+              "append_events",
+              "claim",
+              "commit",
+              "limiter_take",
+              "lost_attempts",
+              "reclaim",
+              "release",
+              "renew",
+              "share"
+            ].map((f) => t.prefix + f)
           )
           const columns = yield* sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns
             WHERE table_name = ${t.items} AND column_name = 'lease_expires_at_ms'`
@@ -892,7 +1048,7 @@ for (const [name, db] of TestDatabase.databases) {
           )
 
           // the dead holders' items go back to the queue; the live one keeps its item
-          const reclaimed = yield* (yield* ItemRepo.ItemRepo).reclaimExpired({ now: t0, limit: 100 })
+          const reclaimed = yield* reclaimAt(t0)
           assert.strictEqual(reclaimed.get(batchId), 3)
           assert.deepStrictEqual((yield* sharesOf(batchId)).map((r) => r.owner), ["old-c"])
           const afterReclaim = yield* assertCountersAgree(batchId)

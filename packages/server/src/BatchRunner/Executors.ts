@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as AttemptMetrics from "../internal/AttemptMetrics.js"
 import { decide, type Decided } from "../internal/Decide.js"
 import type * as Limiters from "../internal/Limiters.js"
 import type * as Steps from "../internal/Steps.js"
@@ -36,10 +37,18 @@ export const make = (options: {
   readonly steps: Steps.Steps
   /** starts another executor in the runner's scope (one that timed out cannot run again) */
   readonly spawn: (executor: Effect.Effect<void>) => Effect.Effect<unknown>
+  /** one attempt in this many runs in a span of its own (0: none) */
+  readonly attemptSpans: number
 }): Executors => {
-  const { committer, limiters, run, runnable, watchdog } = options
+  const { attemptSpans, committer, limiters, run, runnable, watchdog } = options
   const slots = run.slots
-  let aimd = Policy.aimdStart(run.record.config.concurrency)
+  let attempts = 0
+  const traced = <A, E, R>(effect: Effect.Effect<A, E, R>, item: ClaimedItem): Effect.Effect<A, E, R> =>
+    attemptSpans > 0 && ++attempts % attemptSpans === 0
+      ? Effect.withSpan(effect, "BatchRunner.attempt", {
+        attributes: { batchId: run.batchId, itemKey: item.key, attempt: item.attempt, round: item.round }
+      })
+      : effect
 
   /** Records a finished attempt: frees its slot, decides its outcome, hands it to the committer. */
   const finish = (
@@ -54,10 +63,15 @@ export const make = (options: {
     // a free slot with a short queue: the claimer may lease more
     run.nudge()
     run.attemptMs = average(run.attemptMs, now - start)
+    AttemptMetrics.attemptFinished(now - start)
     const config = run.record.config
-    const throttled = result._tag === "Left" && result.left.error.category === "rate-limited"
-    aimd = throttled ? Policy.aimdOnThrottle(aimd) : Policy.aimdOnSuccess(aimd, config.concurrency)
-    slots.setLimit(aimd.limit)
+    if (result._tag === "Left" && result.left.error.category === "rate-limited") {
+      AttemptMetrics.throttled(result.left.limiter)
+      if (limiters.lowersConcurrency(result.left.limiter, now)) run.throttled()
+    } else {
+      run.aimd = Policy.aimdOnSuccess(run.aimd, config.concurrency)
+      slots.setLimit(run.aimd.limit)
+    }
     const record = run.record
     const decided = decide({
       config,
@@ -74,7 +88,7 @@ export const make = (options: {
         consecutiveFailures: record.consecutiveFailures
       },
       timeout: config.timeout,
-      effectiveConcurrency: aimd.limit
+      effectiveConcurrency: run.aimd.limit
     })
     // a decision to stop the batch stops this process from starting anything at once
     if (decided.action._tag === "Abort" || decided.action._tag === "ExceedBudget") {
@@ -106,21 +120,43 @@ export const make = (options: {
         const attempt = (item: ClaimedItem): Effect.Effect<boolean> => {
           run.nudge()
           const start = clock.unsafeCurrentTimeMillis()
-          committer.started({ _tag: "Started", item, atMs: start })
+          AttemptMetrics.attemptStarted()
           run.inflight.add(item)
+          if (item.lost_leases === 0) {
+            committer.started({ _tag: "Started", item, atMs: start })
+            return execute(item, start)
+          }
+          // A process holding this item lost its lease before: its start is recorded before it runs,
+          // so that if this attempt takes the process down too, it counts as a used attempt.
+          return Effect.flatMap(
+            restore(committer.startedDurably({ _tag: "Started", item, atMs: start })),
+            (recorded) => {
+              if (recorded) return execute(item, start)
+              // the lease was lost meanwhile: the item is no longer this process's
+              run.inflight.delete(item)
+              slots.finish()
+              run.nudge()
+              return Effect.succeed(true)
+            }
+          )
+        }
+        const execute = (item: ClaimedItem, start: number): Effect.Effect<boolean> => {
           const timeout = run.record.config.timeout
           watchdog.watch(fiber, start + Duration.toMillis(timeout))
           // the key was validated when the batch was submitted
           const itemKey = ItemKey.make(item.key, true)
           return Effect.flatMap(
-            Effect.exit(restore(runnable.run(item.input, {
-              batchId: run.batchId,
-              itemKey,
-              attempt: item.attempt,
-              round: item.round,
-              limit: limiters.limit,
-              step: options.steps.forAttempt(item, itemKey)
-            }))),
+            Effect.exit(restore(traced(
+              runnable.run(item.input, {
+                batchId: run.batchId,
+                itemKey,
+                attempt: item.attempt,
+                round: item.round,
+                limit: limiters.limit,
+                step: options.steps.forAttempt(item, itemKey)
+              }),
+              item
+            ))),
             (exit): Effect.Effect<boolean> => {
               const now = clock.unsafeCurrentTimeMillis()
               // past its deadline it is a timeout, whatever it answered

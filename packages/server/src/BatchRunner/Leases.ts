@@ -18,13 +18,14 @@ export const make = (options: { readonly run: Run; readonly applyShare: (slots: 
   Effect.gen(function*() {
     const { run } = options
     const items = yield* ItemRepo
-    const everyMs = Math.max(250, run.leaseMs / 3)
+    // whole milliseconds: on a test clock this sleep moves the time, which is stored as bigint
+    const everyMs = Math.max(250, Math.round(run.leaseMs / 3))
     while (true) {
       const request = run.shareRequest(yield* Clock.currentTimeMillis)
       const starving = run.record.state._tag === "Running" && run.slots.share() < request.wanted
       yield* Effect.raceFirst(
         Effect.sleep(Duration.millis(starving ? starvingEveryMs : everyMs)),
-        run.renewNow.wait(() => false)
+        run.renewAsked
       )
       const result = yield* items.renew(run.shareRequest(yield* Clock.currentTimeMillis)).pipe(
         Effect.catchAll((e) => Effect.as(Effect.logWarning("renewing the lease failed", e), Option.none()))

@@ -3,10 +3,11 @@
  * local queue and its slots, the share request sent with every hot statement, the measurements that
  * size the lease-ahead, and the signals between the parts. Touched only synchronously.
  */
-import type { Ids } from "@effect-batch/domain"
+import { type Ids, Policy } from "@effect-batch/domain"
 import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import type { ClaimedItem, ShareRequest } from "@effect-batch/tables/ItemRepo"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Signal from "./Signal.js"
 import * as Slots from "./Slots.js"
@@ -30,6 +31,11 @@ export interface RunnerOptions {
    * (enough to cover two claim round trips at the measured attempt rate), and 0 leases only what runs
    */
   readonly prefetch: number
+  /**
+   * when the runner stops (the process shuts down): how long the attempts running here may take to
+   * finish before they are interrupted and their leases given back; zero interrupts them at once
+   */
+  readonly drainTimeout: Duration.Duration
 }
 
 export interface Run {
@@ -54,12 +60,18 @@ export interface Run {
    * there are any, nothing starts
    */
   pendingStops: number
-  /** asks lease renewal to renegotiate the share now */
-  readonly renewNow: Signal.Signal
+  /** asks lease renewal to renegotiate the share now; a request made while a renewal runs is kept for the next */
+  readonly renewNow: () => void
+  /** waits until renewal is asked for, and takes the request */
+  readonly renewAsked: Effect.Effect<void>
   /** wakes the control loop to read the batch again */
   readonly changed: Signal.Signal
   /** set when the batch's version moved past the record's: a command changed it */
   stale: boolean
+  /** the adaptive concurrency: lowered by rate-limit answers, raised again by successes */
+  aimd: Policy.Aimd
+  /** a rate-limit answer (here, or anywhere for a shared limiter this batch uses): lowers the concurrency */
+  readonly throttled: () => void
   /** moving averages that size the lease-ahead */
   attemptMs: number
   claimMs: number
@@ -85,6 +97,8 @@ export const average = (current: number, sample: number) =>
 
 export const make = (batchId: Ids.BatchId, record: BatchRecord, options: RunnerOptions): Run => {
   const slots = Slots.make({ share: 0, limit: record.config.concurrency })
+  const renewSignal = Signal.make()
+  let renewWanted = false
   const run: Run = {
     batchId,
     options,
@@ -97,9 +111,22 @@ export const make = (batchId: Ids.BatchId, record: BatchRecord, options: RunnerO
     lowWater: 0,
     inflight: new Set(),
     pendingStops: 0,
-    renewNow: Signal.make(),
+    renewNow: () => {
+      renewWanted = true
+      renewSignal.notify()
+    },
+    renewAsked: Effect.suspend(() => renewSignal.wait(() => renewWanted)).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        renewWanted = false
+      }))
+    ),
     changed: Signal.make(),
     stale: false,
+    aimd: Policy.aimdStart(record.config.concurrency),
+    throttled: () => {
+      run.aimd = Policy.aimdOnThrottle(run.aimd)
+      slots.setLimit(run.aimd.limit)
+    },
     attemptMs: Number.NaN,
     claimMs: Number.NaN,
     shareRequest: (now) => {

@@ -1,29 +1,35 @@
 /**
- * `serve` and `demo`: the server over `DATABASE_URL` or the embedded database.
+ * `serve` and `demo`: the server over `DATABASE_URL` or the embedded database, with the workflows of
+ * the user's modules (`serve --workflows`) or the demo's.
  *
  * @since 0.1.0
  */
-import { Ids } from "@effect-batch/domain"
+import { CampaignEvent, Ids, SharedLimiter } from "@effect-batch/domain"
 import { Database } from "@effect-batch/tables"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import { CampaignOrchestrator } from "../CampaignOrchestrator.js"
 import * as Demo from "../Demo.js"
 import * as EffectBatch from "../EffectBatch.js"
 import * as Http from "../Http.js"
-import * as Auth from "../Http/Auth.js"
 import * as Dashboard from "../Http/Dashboard.js"
+import * as SharedLimiters from "../SharedLimiters.js"
+import * as Worker from "../Worker.js"
 import * as WorkflowRegistry from "../WorkflowRegistry.js"
+import * as CampaignWatch from "./CampaignWatch.js"
+import * as Tokens from "./Tokens.js"
 import * as Watch from "./Watch.js"
+import * as Workflows from "./Workflows.js"
 
 /**
  * The interface `serve` and `demo` listen on unless `--host` says otherwise: this machine only.
@@ -43,46 +49,59 @@ export interface Listen {
 }
 
 /**
- * The configured tokens. Without any, the demo (and `serve --demo`) accepts the demo's token, and
- * `serve` refuses to start: a server nobody configured is not open to everyone.
+ * The variable that defines shared rate limiters at start, as JSON by tenant and name:
+ * `{"acme":{"anthropic":{"limit":10,"interval":"1 minute"}}}`.
+ *
+ * @since 0.4.0
  */
-const tokens = (demo: boolean) =>
-  Effect.flatMap(Config.option(Config.redacted(Auth.envVar)), (configured) => {
-    if (Option.isNone(configured) && !demo) {
-      return Effect.fail(ConfigError.MissingData(
-        [Auth.envVar],
-        `serve needs tokens: set ${Auth.envVar}=<token>=<tenant>[:<actor>],… (or pass --demo to accept the demo token)`
-      ))
-    }
-    const text = Option.match(configured, {
-      onNone: () => `${Demo.token}=${Demo.tenant}:demo-user`,
-      onSome: Redacted.value
-    })
-    return Either.match(Auth.parse(text), {
-      onLeft: (message) => Effect.fail(ConfigError.InvalidData([Auth.envVar], message)),
-      onRight: (parsed) => Effect.succeed({ tokens: parsed, demo: Option.isNone(configured) })
-    })
-  })
+export const limitersVar = "EFFECT_BATCH_LIMITERS"
+
+const decodeDefinitions = Schema.decodeUnknown(Schema.parseJson(SharedLimiter.Definitions))
+
+/** The shared limiters the environment defines (none when the variable is unset). */
+const limiterDefinitions = Effect.flatMap(
+  Config.option(Config.string(limitersVar)),
+  (text) =>
+    Option.isNone(text) ? Effect.succeed({}) : decodeDefinitions(text.value).pipe(
+      Effect.mapError((error) =>
+        ConfigError.InvalidData([limitersVar], `${limitersVar}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+      )
+    )
+)
 
 /** The dashboard's address: with the demo token when it is the one accepted; a configured one is never shown. */
 const dashboardUrl = (url: string, demo: boolean) =>
   demo ? `${url}/?token=${encodeURIComponent(Demo.token)}` : `${url}/`
 
 /**
- * The server (with the dashboard at `/`) with the demo workflow registered, on the database of the
+ * What `serve` and `demo` run with, once read and checked.
+ *
+ * @since 0.5.0
+ */
+export interface Resolved extends Listen {
+  readonly tokens: Tokens.Configured
+  readonly workflows: ReadonlyArray<Workflows.Loaded>
+  readonly drainTimeout: Duration.Duration
+}
+
+/**
+ * The server (with the dashboard at `/`) with the given workflows registered, on the database of the
  * environment.
  *
  * @since 0.1.0
  */
-export const layer = (listen: Listen & { readonly demo: boolean }) =>
+export const layer = (options: Resolved) =>
   Layer.unwrapEffect(
-    Effect.map(tokens(listen.demo), (configured) =>
-      Http.layer({ port: listen.port, host: listen.host, routes: Dashboard.layer }).pipe(
-        Layer.provideMerge(EffectBatch.layer),
-        Layer.provide(Http.layerAuth(configured.tokens)),
-        Layer.provide(WorkflowRegistry.layer(Demo.workflow)),
+    Effect.map(limiterDefinitions, (definitions) =>
+      Http.layer({ port: options.port, host: options.host, routes: Dashboard.layer }).pipe(
+        Layer.provideMerge(SharedLimiters.layerDefinitions(definitions).pipe(Layer.provideMerge(EffectBatch.layer))),
+        Layer.provide(Http.layerAuth(options.tokens.tokens)),
+        Layer.provide(WorkflowRegistry.layer(...options.workflows.map((loaded) =>
+          loaded.workflow
+        ))),
+        Layer.provide(Worker.layerConfig({ drainTimeout: options.drainTimeout })),
         Layer.provide(Database.layer),
-        Layer.provideMerge(Layer.succeed(AcceptsDemoToken, configured.demo))
+        Layer.provideMerge(Layer.succeed(AcceptsDemoToken, options.tokens.demo))
       ))
   )
 
@@ -90,20 +109,65 @@ export const layer = (listen: Listen & { readonly demo: boolean }) =>
 class AcceptsDemoToken extends Context.Tag("@effect-batch/cli/AcceptsDemoToken")<AcceptsDemoToken, boolean>() {}
 
 /**
- * Serves until interrupted.
+ * How `serve` is started.
+ *
+ * @since 0.5.0
+ */
+export interface ServeOptions extends Listen {
+  /** accept the demo token when none is configured, and serve the demo workflow */
+  readonly demo: boolean
+  /** the workflow modules, paths relative to the working directory */
+  readonly workflows: ReadonlyArray<string>
+  /** the file of tokens (instead of `EFFECT_BATCH_TOKENS`) */
+  readonly tokensFile: Option.Option<string>
+  /** how long running attempts may take to finish on shutdown */
+  readonly drainTimeout: Duration.Duration
+}
+
+/** The workflows of `--workflows`, with the demo's under `--demo`; none at all is an error. */
+const workflowsOf = (options: ServeOptions) =>
+  options.workflows.length === 0 && !options.demo
+    ? Effect.fail(ConfigError.MissingData(
+      [Workflows.envVar],
+      `serve needs workflows: pass --workflows ./workflows.js[,./more.js] (or set ${Workflows.envVar}) naming ` +
+        "modules that export them; the demo workflow is served only with --demo"
+    ))
+    : Workflows.load(options.workflows, {
+      cwd: process.cwd(),
+      builtIn: options.demo
+        ? [{ module: "--demo", workflow: Demo.workflow }, { module: "--demo", workflow: Demo.materialWorkflow }]
+        : []
+    })
+
+/**
+ * Serves until interrupted (SIGTERM, SIGINT): then event streams end, the last RPCs are answered,
+ * nothing new starts, running attempts get `drainTimeout` to finish and the rest goes back to the
+ * queue.
  *
  * @since 0.1.0
  */
-export const serve = (listen: Listen & { readonly demo: boolean }) =>
+export const serve = (options: ServeOptions) =>
   Effect.gen(function*() {
-    const url = yield* Http.url
-    yield* Console.log(`effect-batch listening on ${url} (dashboard: ${dashboardUrl(url, yield* AcceptsDemoToken)})`)
-    return yield* Effect.never
-  }).pipe(Effect.provide(layer(listen)))
+    const tokens = yield* Tokens.configured({ demo: options.demo, file: options.tokensFile })
+    const workflows = yield* workflowsOf(options)
+    yield* Console.log(
+      `effect-batch workflows: ${workflows.map((l) => `${l.workflow.name} (${l.module})`).join(", ")}`
+    )
+    return yield* Effect.gen(function*() {
+      const url = yield* Http.url
+      yield* Console.log(`effect-batch listening on ${url} (dashboard: ${dashboardUrl(url, yield* AcceptsDemoToken)})`)
+      return yield* Effect.never
+    }).pipe(Effect.provide(layer({ ...options, tokens, workflows })))
+  })
+
+/** A command of the command line as a user runs it from the repository against this server. */
+const cliCommand = (command: string, id: string, url: string, demoToken: boolean) =>
+  `bun run cli ${command} ${id}${demoToken ? ` --token ${Demo.token}` : ""} --url ${url}`
 
 /**
- * The demo: submits the sample batch (or finds the one a previous run submitted), shows its
- * progress until it waits for review, then keeps serving the dashboard unless `untilReview`.
+ * The demo: submits the sample batch and the sample campaign (or finds the ones a previous run
+ * submitted), shows their progress until both wait for review, then keeps serving the dashboard
+ * unless `untilReview`.
  *
  * @since 0.1.0
  */
@@ -111,14 +175,28 @@ export const demo = (options: Listen & { readonly items: number; readonly untilR
   Effect.gen(function*() {
     const url = yield* Http.url
     const orchestrator = yield* BatchOrchestrator
+    const campaigns = yield* CampaignOrchestrator
     const caller = { tenant: Schema.decodeSync(Ids.TenantId)(Demo.tenant), actor: "demo" }
     const batch = yield* orchestrator.submit(Demo.workflow, Demo.documents(options.items), Demo.config, {
       ...caller,
       idempotencyKey: `demo-${options.items}`
     })
+    const campaign = yield* campaigns.submitCampaign(
+      Demo.materialWorkflow,
+      Demo.materials(Demo.materialCount),
+      Demo.campaignConfig,
+      { ...caller, idempotencyKey: `demo-materials-${Demo.materialCount}` }
+    )
     const demoToken = yield* AcceptsDemoToken
+    const cli = (command: string, id: string) => cliCommand(command, id, url, demoToken)
     yield* Console.log(`Dashboard: ${dashboardUrl(url, demoToken)}`)
     yield* Console.log(`Batch ${batch.id}: ${batch.counts.queued + batch.counts.running} item(s) to go`)
+    yield* Console.log(
+      `Campaign ${campaign.id}: ${campaign.total} materials in ${campaign.batches.total} batches of ` +
+        `${campaign.config.batchSize}, ${campaign.config.concurrency} at a time, ` +
+        `${campaign.batches.total - campaign.batches.done} batch(es) to go. ` +
+        `Follow it (in another terminal): ${cli("campaign watch", campaign.id)}`
+    )
     const waiting = batch.state._tag !== "Running" && batch.state._tag !== "Paused" && batch.state._tag !== "Pending"
     const last = yield* Watch.watch({
       events: waiting ? Stream.empty : orchestrator.events(caller, batch.id, batch.lastSeq),
@@ -130,10 +208,32 @@ export const demo = (options: Listen & { readonly items: number; readonly untilR
       `Batch ${batch.id} is ${last.state._tag}: ${last.counts.succeeded} succeeded, ${last.counts.failed} failed, ` +
         `${last.counts.quarantined} quarantined.`
     )
+    const following = campaign.state._tag === "Running" || campaign.state._tag === "Paused"
+    const settled = yield* CampaignWatch.watch({
+      events: following ? campaigns.events(caller, campaign.id, campaign.lastSeq) : Stream.empty,
+      progress: campaigns.progress(caller, campaign.id),
+      output: process.stdout,
+      stopAt: (event) => event._tag === "CampaignReviewRequested" || CampaignEvent.isTerminal(event)
+    })
+    yield* Console.log(
+      `Campaign ${campaign.id} is ${settled.state._tag}: ${settled.batches.done}/${settled.batches.total} batches, ` +
+        `${settled.counts.succeeded} succeeded, ${settled.counts.failed} failed.`
+    )
     if (options.untilReview) return last
     yield* Console.log(
-      `Approve or reject it in the dashboard, or (in another terminal): bun run cli approve ${batch.id}` +
-        `${demoToken ? ` --token ${Demo.token}` : ""} --url ${url}. Ctrl-C to stop.`
+      `Approve or reject them in the dashboard, or (in another terminal): ${cli("approve", batch.id)} and ` +
+        `${cli("campaign approve", campaign.id)} (or reject). Ctrl-C to stop.`
     )
     return yield* Effect.never
-  }).pipe(Effect.provide(layer({ ...options, demo: true })))
+  }).pipe(
+    Effect.provide(Layer.unwrapEffect(Effect.map(
+      Tokens.configured({ demo: true, file: Option.none() }),
+      (tokens) =>
+        layer({
+          ...options,
+          tokens,
+          workflows: [{ module: "demo", workflow: Demo.workflow }, { module: "demo", workflow: Demo.materialWorkflow }],
+          drainTimeout: Duration.zero
+        })
+    )))
+  )

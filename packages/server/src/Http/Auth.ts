@@ -7,7 +7,8 @@
  *   Prefer the cookie (`SameSite=Strict; HttpOnly`): a query parameter can end up in logs and history.
  *
  * Tokens come from code (`layer`) or from `EFFECT_BATCH_TOKENS="token1=tenant-a,token2=tenant-b"`
- * (`layerConfig`); an entry may name its actor: `token3=tenant-a:alice`.
+ * (`layerConfig`); an entry may name its actor: `token3=tenant-a:alice`. `effect-batch serve` also
+ * reads them from a file (`parseFile`: entries by line or comma, `#` comment lines).
  *
  * @since 0.1.0
  */
@@ -45,6 +46,14 @@ export const queryParam = "token"
  * @since 0.1.0
  */
 export const envVar = "EFFECT_BATCH_TOKENS"
+
+/**
+ * The environment variable naming a file of tokens (for `effect-batch serve`), in the format of
+ * `parseFile`.
+ *
+ * @since 0.5.0
+ */
+export const fileEnvVar = "EFFECT_BATCH_TOKENS_FILE"
 
 /**
  * One accepted token.
@@ -127,6 +136,15 @@ export const parse = (text: string): Either.Either<ReadonlyArray<Token>, string>
   }
   return tokens.length === 0 ? Either.left("no token configured") : Either.right(tokens)
 }
+
+/**
+ * Parses a file of tokens: the entries of `parse`, one or more per line (separated by commas); a line
+ * whose first non-blank character is `#` is a comment.
+ *
+ * @since 0.5.0
+ */
+export const parseFile = (text: string): Either.Either<ReadonlyArray<Token>, string> =>
+  parse(text.split(/\r?\n/).filter((line) => !line.trimStart().startsWith("#")).join(","))
 
 /**
  * Accepts the given tokens.

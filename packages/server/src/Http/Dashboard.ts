@@ -3,10 +3,13 @@
  * the tenant's batches with live progress bars and shows one batch: counts per item state, throughput,
  * ETA, item durations, a filterable item table with errors and attempts, the latest errors, the live
  * events, and the pause, resume, cancel, approve, reject and retry-failed buttons (retry-failed shows
- * its dry run first).
+ * its dry run first). It lists the tenant's campaigns too and shows one campaign: the roll-up of its
+ * items and batches, its batches as a grid (each opens its batch), its quarantined items, its live
+ * events and its commands.
  *
  * The page is static and dependency-free; it reads data only through the authenticated routes: the
- * RPCs on `POST /rpc` (`Authorization: Bearer`) and the batch's events on `GET /batches/:id/events`.
+ * RPCs on `POST /rpc` (`Authorization: Bearer`) and the events on `GET /batches/:id/events` and
+ * `GET /campaigns/:id/events`.
  * It takes its token from `?token=` in its address (the `serve` and `demo` commands print that
  * address), removes it from the address bar, and keeps it for the tab (and as the `effect_batch_token`
  * cookie). A strict Content-Security-Policy allows only its own script, styles and requests.
@@ -21,8 +24,11 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as Layer from "effect/Layer"
 import * as App from "./Dashboard/App.js"
+import * as CampaignControls from "./Dashboard/CampaignControls.js"
+import * as Campaigns from "./Dashboard/Campaigns.js"
 import * as Client from "./Dashboard/Client.js"
 import * as Controls from "./Dashboard/Controls.js"
+import * as Limiters from "./Dashboard/Limiters.js"
 import * as Page from "./Dashboard/Page.js"
 
 /**
@@ -47,11 +53,14 @@ export const scriptPath = "/dashboard/app.js"
 export const stylePath = "/dashboard/app.css"
 
 /**
- * The page's script: the client helpers, the controls and the application, in one function scope.
+ * The page's script: the client helpers, the controls, the application, the limiters panel and the
+ * campaigns, in one function scope.
  *
  * @since 0.1.0
  */
-export const script = `(function () {\n${Client.script}\n${Controls.script}\n${App.script}\n})();\n`
+export const script = `(function () {\n${
+  [Client.script, Controls.script, App.script, Limiters.script, Campaigns.script, CampaignControls.script].join("\n")
+}\n})();\n`
 
 /**
  * The security headers of every dashboard answer.

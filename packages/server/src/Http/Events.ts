@@ -4,30 +4,35 @@
  * @since 0.1.0
  */
 import { Errors } from "@effect-batch/domain"
-import type { BatchEvent, BatchState, Views } from "@effect-batch/domain"
-import type { SqlError } from "@effect/sql/SqlError"
+import { BatchState } from "@effect-batch/domain"
+import type { BatchEvent, Views } from "@effect-batch/domain"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { BatchOrchestrator, Caller } from "../BatchOrchestrator.js"
-
-const settled: ReadonlyArray<BatchState.Tag> = ["Completed", "Failed", "Cancelled", "Rejected"]
 
 /**
  * Whether a batch has settled for good (until someone redrives it): its event stream has an end.
  *
  * @since 0.1.0
  */
-export const isSettled = (batch: Views.BatchView): boolean => settled.includes(batch.state._tag)
+export const isSettled = (batch: Views.BatchView): boolean => BatchState.isTerminal(batch.state)
 
 /**
- * Refuses to follow from a sequence the batch has not reached: no event would ever come.
+ * Refuses to follow from a sequence the batch (or campaign: `what`) has not reached: no event would
+ * ever come.
  *
  * @since 0.1.0
  */
-export const checkAfter = (batch: Views.BatchView, after: number): Effect.Effect<void, Errors.InvalidRequest> =>
-  after > batch.lastSeq
+export const checkAfter = (
+  followed: { readonly lastSeq: number },
+  after: number,
+  what: "batch" | "campaign" = "batch"
+): Effect.Effect<void, Errors.InvalidRequest> =>
+  after > followed.lastSeq
     ? Effect.fail(
-      new Errors.InvalidRequest({ message: `sequence ${after} is beyond the batch's last event (${batch.lastSeq})` })
+      new Errors.InvalidRequest({
+        message: `sequence ${after} is beyond the ${what}'s last event (${followed.lastSeq})`
+      })
     )
     : Effect.void
 
@@ -43,7 +48,7 @@ export const follow = (
   caller: Caller,
   batch: Views.BatchView,
   after: number
-): Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | SqlError> => {
+): Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | Errors.StorageUnavailable> => {
   if (!isSettled(batch)) return orchestrator.events(caller, batch.id, after)
   if (after >= batch.lastSeq) return Stream.empty
   return orchestrator.events(caller, batch.id, after).pipe(Stream.takeUntil((event) => event.seq >= batch.lastSeq))

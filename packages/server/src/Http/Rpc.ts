@@ -1,21 +1,23 @@
 /**
- * `POST /rpc`: every RPC of `BatchRpcs` over HTTP with NDJSON framing (streaming RPCs stream),
+ * `POST /rpc`: every RPC of the `Api` (batches, campaigns and shared limiters) over HTTP with NDJSON framing (streaming RPCs stream),
  * authenticated by `Authorization: Bearer <token>` and scoped to the token's tenant. Requests are
  * checked before any handler runs (`RpcGuard`); responses are produced as fast as the client reads
  * them (`RpcProtocol`). `StreamProgress` counts against the tenant's open streams, like SSE.
  *
  * @since 0.1.0
  */
-import { Rpcs } from "@effect-batch/domain"
+import { Api, Rpcs, SharedLimiter } from "@effect-batch/domain"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
+import type { CampaignOrchestrator } from "../CampaignOrchestrator.js"
 import * as Storage from "../internal/Storage.js"
+import { SharedLimiters } from "../SharedLimiters.js"
 import { HttpAuth, layerRpc } from "./Auth.js"
+import * as CampaignRpc from "./CampaignRpc.js"
 import { checkAfter, follow } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import * as RpcProtocol from "./RpcProtocol.js"
@@ -27,12 +29,13 @@ import * as RpcProtocol from "./RpcProtocol.js"
  */
 export const path = "/rpc"
 
-const storageFailure = Storage.atEdge("RPC")
-
 const caller = Effect.map(Rpcs.CurrentTenant, (principal): Caller => ({
   tenant: principal.tenant,
   actor: principal.actor
 }))
+
+/** Runs `f` as the request's caller; a database failure is `StorageUnavailable`. */
+const as = <A, E, R>(f: (caller: Caller) => Effect.Effect<A, E, R>) => Storage.decide("RPC")(Effect.flatMap(caller, f))
 
 /**
  * The handlers of every RPC, calling the orchestrator as the request's tenant.
@@ -42,10 +45,6 @@ const caller = Effect.map(Rpcs.CurrentTenant, (principal): Caller => ({
 export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
   const orchestrator = yield* BatchOrchestrator
   const streams = yield* OpenStreams
-  const as = <A, E, R>(f: (caller: Caller) => Effect.Effect<A, E | SqlError, R>) =>
-    Effect.flatMap(caller, f).pipe(
-      Effect.catchIf((error): error is SqlError => error instanceof SqlError, storageFailure)
-    )
 
   return Rpcs.BatchRpcs.of({
     CreateBatch: (payload) =>
@@ -61,7 +60,7 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
     GetProgress: ({ batchId }) => as((c) => orchestrator.progress(c, batchId)),
     GetResults: ({ batchId }) =>
       Stream.unwrap(Effect.map(caller, (c) => orchestrator.results(c, batchId))).pipe(
-        Stream.catchTag("SqlError", (error) => Stream.fromEffect(storageFailure(error)))
+        Storage.decideStream("RPC")
       ),
     StreamProgress: ({ after, batchId }) =>
       Stream.unwrapScoped(Effect.gen(function*() {
@@ -70,7 +69,7 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
         yield* checkAfter(batch, after)
         yield* streams.acquire(c.tenant, "rpc")
         return follow(orchestrator, c, batch, after)
-      })).pipe(Stream.catchTag("SqlError", (error) => Stream.fromEffect(storageFailure(error)))),
+      })).pipe(Storage.decideStream("RPC")),
     Pause: ({ batchId, note }) => as((c) => orchestrator.pause(c, batchId, note)),
     Resume: ({ batchId }) => as((c) => orchestrator.resume(c, batchId)),
     Cancel: ({ batchId, note }) => as((c) => orchestrator.cancel(c, batchId, note)),
@@ -81,6 +80,21 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
     RerunFromStep: ({ batchId, itemKeys, step }) =>
       as((c) => orchestrator.rerunFromStep(c, batchId, { keys: itemKeys, step })),
     UpdateConfig: ({ batchId, patch }) => as((c) => orchestrator.updateConfig(c, batchId, patch))
+  })
+}))
+
+/**
+ * The handlers of the shared limiters' RPCs, as the request's tenant.
+ *
+ * @since 0.4.0
+ */
+export const layerLimiterHandlers = SharedLimiter.SharedLimiterRpcs.toLayer(Effect.gen(function*() {
+  const limiters = yield* SharedLimiters
+  return SharedLimiter.SharedLimiterRpcs.of({
+    DefineLimiter: (definition) => as((c) => limiters.define(c, definition)),
+    GetLimiter: ({ name }) => as((c) => limiters.get(c, name)),
+    ListLimiters: () => as((c) => limiters.list(c)),
+    DeleteLimiter: ({ name }) => as((c) => limiters.remove(c, name))
   })
 }))
 
@@ -104,6 +118,13 @@ export const layerProtocol: Layer.Layer<
 )
 
 /**
+ * Every RPC served on `/rpc`: the batch RPCs and their sibling group, the campaign RPCs.
+ *
+ * @since 0.4.0
+ */
+export const group = Api.Api
+
+/**
  * The `/rpc` route with its handlers.
  *
  * @since 0.1.0
@@ -111,7 +132,7 @@ export const layerProtocol: Layer.Layer<
 export const layer: Layer.Layer<
   never,
   never,
-  HttpLayerRouter.HttpRouter | HttpAuth | BatchOrchestrator | OpenStreams
-> = RpcServer.layer(Rpcs.BatchRpcs, { disableFatalDefects: true }).pipe(
-  Layer.provide([layerHandlers, layerRpc, layerProtocol])
+  HttpLayerRouter.HttpRouter | HttpAuth | BatchOrchestrator | CampaignOrchestrator | SharedLimiters | OpenStreams
+> = RpcServer.layer(group, { disableFatalDefects: true }).pipe(
+  Layer.provide([layerHandlers, CampaignRpc.layerHandlers, layerLimiterHandlers, layerRpc, layerProtocol])
 )

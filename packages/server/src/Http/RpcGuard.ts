@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Errors, Rpcs, Storable } from "@effect-batch/domain"
+import { Api, Errors, Storable } from "@effect-batch/domain"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -34,7 +34,7 @@ const Envelope = Schema.Struct({
 const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
 
 const payloadDecoders = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
-for (const rpc of Rpcs.BatchRpcs.requests.values()) {
+for (const rpc of Api.Api.requests.values()) {
   const schema: Schema.Schema.AnyNoContext = rpc.payloadSchema
   payloadDecoders.set(rpc._tag, Schema.decodeUnknownEither(schema))
 }

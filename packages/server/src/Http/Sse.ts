@@ -1,7 +1,8 @@
 /**
  * `GET /batches/:id/events`: a batch's events as a `text/event-stream` (`id:` the sequence, `event:`
  * the tag, `data:` the JSON-encoded event). `Last-Event-ID` (or `?after=N`) replays what was missed,
- * then the stream goes live with no gap and no duplicate, and ends after the batch's terminal event.
+ * then the stream goes live with no gap and no duplicate, and ends after the batch's terminal event (or
+ * when the server shuts down: the client reconnects with its last id).
  * A comment line opens the stream (so the headers flush) and another is sent every `heartbeat`.
  *
  * Each client has a buffer of `streamBufferSize` events; the batch's events never wait for a client. A
@@ -13,22 +14,25 @@
  *
  * @since 0.1.0
  */
-import { BatchEvent, Errors, Ids } from "@effect-batch/domain"
+import { BatchEvent, Errors, Ids, type Views } from "@effect-batch/domain"
 import * as Sse from "@effect/experimental/Sse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { BatchOrchestrator } from "../BatchOrchestrator.js"
+import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
 import * as Storage from "../internal/Storage.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
@@ -43,8 +47,6 @@ import { failure } from "./Responses.js"
  */
 export const path = "/batches/:id/events"
 
-const storageFailure = Storage.atEdge("SSE request")
-
 class Stalled extends Data.TaggedError("Stalled") {}
 
 const SequenceParam = Schema.String.pipe(
@@ -57,19 +59,32 @@ const utf8 = new TextEncoder()
 const opening = utf8.encode(": effect-batch events\n\n")
 const heartbeatLine = utf8.encode(": heartbeat\n\n")
 
-const encodeEventSync = Schema.encodeSync(BatchEvent.BatchEvent)
+/**
+ * How events of `schema` are written as SSE bytes: `id:` the sequence, `event:` the tag, `data:` the
+ * encoded event. Encoding a decoded event cannot fail; if it did, that is a defect.
+ *
+ * @since 0.4.0
+ */
+export const frames = <A extends { readonly _tag: string; readonly seq: number }, I>(schema: Schema.Schema<A, I>) => {
+  const encode = Schema.encodeSync(schema)
+  return (event: A): Uint8Array =>
+    utf8.encode(Sse.encoder.write({
+      _tag: "Event",
+      event: event._tag,
+      id: String(event.seq),
+      data: JSON.stringify(encode(event))
+    }))
+}
 
-/** One event as SSE bytes. Encoding a decoded event cannot fail; if it did, that is a defect. */
-const toFrame = (event: BatchEvent.BatchEvent): Uint8Array =>
-  utf8.encode(Sse.encoder.write({
-    _tag: "Event",
-    event: event._tag,
-    id: String(event.seq),
-    data: JSON.stringify(encodeEventSync(event))
-  }))
+const toFrame = frames(BatchEvent.BatchEvent)
 
-/** `Last-Event-ID` wins over `?after=` (a reconnecting `EventSource` sends both). */
-const afterOf = (
+/**
+ * The sequence to resume after: `Last-Event-ID` wins over `?after=` (a reconnecting `EventSource`
+ * sends both).
+ *
+ * @since 0.4.0
+ */
+export const afterOf = (
   request: HttpServerRequest.HttpServerRequest,
   search: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 ): Effect.Effect<number, Errors.InvalidRequest> => {
@@ -98,6 +113,17 @@ const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
 export const body = <E>(
   request: HttpServerRequest.HttpServerRequest,
   events: Stream.Stream<BatchEvent.BatchEvent, E>
+): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> => bodyWith(request, events, toFrame)
+
+/**
+ * Like `body`, for any sequence-numbered events, each written as SSE bytes by `frame`.
+ *
+ * @since 0.4.0
+ */
+export const bodyWith = <A, E>(
+  request: HttpServerRequest.HttpServerRequest,
+  events: Stream.Stream<A, E>,
+  frame: (event: A) => Uint8Array
 ): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* HttpConfig
@@ -117,7 +143,7 @@ export const body = <E>(
           : Effect.forEach(rest, (frame) => stalled(mailbox.offer(frame)), { discard: true })
       })
     const frames = events.pipe(
-      Stream.runForEachChunk((chunk) => offer(Chunk.map(chunk, toFrame))),
+      Stream.runForEachChunk((chunk) => offer(Chunk.map(chunk, frame))),
       Effect.raceFirst(heartbeats)
     )
     yield* frames.pipe(
@@ -136,46 +162,103 @@ export const body = <E>(
     return Stream.concat(Stream.succeed(opening), Mailbox.toStream(mailbox))
   })
 
-const handler = Effect.gen(function*() {
-  const auth = yield* HttpAuth
-  const orchestrator = yield* BatchOrchestrator
-  const streams = yield* OpenStreams
-  const config = yield* HttpConfig
-  return Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const search = yield* HttpServerRequest.ParsedSearchParams
-    const params = yield* HttpLayerRouter.params
-    const principal = yield* auth.authenticate(browserToken(request, search))
-    const batchId = yield* decodeBatchId(params["id"]).pipe(
-      Effect.mapError(() => new Errors.InvalidRequest({ message: "the batch id must be a UUID" }))
-    )
-    const after = yield* afterOf(request, search)
-    const caller = { tenant: principal.tenant, actor: principal.actor }
-    const batch = yield* orchestrator.get(caller, batchId)
-    yield* checkAfter(batch, after)
-    if (isSettled(batch) && after >= batch.lastSeq) return HttpServerResponse.empty({ status: 204 })
-    yield* streams.acquire(principal.tenant, "sse")
-    const bytes = yield* body(request, follow(orchestrator, caller, batch, after)).pipe(
-      Effect.provideService(HttpConfig, config)
-    )
-    return HttpServerResponse.stream(bytes, {
+/**
+ * The `text/event-stream` response of `events` for one client (see `bodyWith`).
+ *
+ * @since 0.4.0
+ */
+export const respond = <A, E>(
+  request: HttpServerRequest.HttpServerRequest,
+  events: Stream.Stream<A, E>,
+  frame: (event: A) => Uint8Array
+) =>
+  Effect.map(bodyWith(request, events, frame), (bytes) =>
+    HttpServerResponse.stream(bytes, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
-    })
-  }).pipe(
-    Effect.catchTags({
-      Unauthorized: (error) => failure(error, { headers: { "www-authenticate": "Bearer" } }),
-      InvalidRequest: (error) => failure(error),
-      BatchNotFound: (error) => failure(error),
-      LimitExceeded: (error) => failure(error),
-      SqlError: (error) =>
-        storageFailure(error).pipe(Effect.catchTag("StorageUnavailable", (unavailable) => failure(unavailable)))
-    })
-  )
-})
+    }))
+
+const isRouteError = (
+  error: unknown
+): error is Errors.Unauthorized | Errors.InvalidRequest | Errors.LimitExceeded | Errors.StorageUnavailable =>
+  error instanceof Errors.Unauthorized || error instanceof Errors.InvalidRequest ||
+  error instanceof Errors.LimitExceeded || error instanceof Errors.StorageUnavailable
 
 /**
- * The event-stream route.
+ * What an event-stream route follows: how to read it by id, whether its stream has an end (settled,
+ * terminal), and its events.
+ *
+ * @since 0.4.0
+ */
+export interface Followed<Id, V extends { readonly lastSeq: number }, A, E> {
+  readonly what: "batch" | "campaign"
+  readonly decodeId: (input: unknown) => Effect.Effect<Id, ParseResult.ParseError>
+  readonly get: (caller: Caller, id: Id) => Effect.Effect<V, E | Errors.StorageUnavailable>
+  readonly ended: (followed: V) => boolean
+  readonly follow: (caller: Caller, followed: V, after: number) => Stream.Stream<A, unknown>
+  readonly frame: (event: A) => Uint8Array
+  /** the answer when `get` finds nothing (unknown, or another tenant's) */
+  readonly notFound: (error: E) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+}
+
+/**
+ * A `GET <path>` event-stream route (`path` with an `:id` parameter) with the guarantees above: the
+ * token from the header, cookie or query; 204 for an ended stream with nothing after `after`; the
+ * tenant's open-stream limit; typed error answers.
+ *
+ * @since 0.4.0
+ */
+export const route = <Id, V extends { readonly lastSeq: number }, A, E, R>(
+  path: HttpLayerRouter.PathInput,
+  make: Effect.Effect<Followed<Id, V, A, E>, never, R>
+): Layer.Layer<never, never, HttpLayerRouter.HttpRouter | HttpAuth | OpenStreams | R> =>
+  HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const auth = yield* HttpAuth
+      const streams = yield* OpenStreams
+      const config = yield* HttpConfig
+      const followed = yield* make
+      // the server stops: every stream of this route ends (its clients reconnect, to this server or another)
+      const stopping = yield* Deferred.make<void>()
+      yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
+      const storageFailure = Storage.atEdge(`${followed.what} SSE request`)
+      const handler = Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const search = yield* HttpServerRequest.ParsedSearchParams
+        const params = yield* HttpLayerRouter.params
+        const principal = yield* auth.authenticate(browserToken(request, search))
+        const id = yield* followed.decodeId(params["id"]).pipe(
+          Effect.mapError(() => new Errors.InvalidRequest({ message: `the ${followed.what} id must be a UUID` }))
+        )
+        const after = yield* afterOf(request, search)
+        const caller = { tenant: principal.tenant, actor: principal.actor }
+        const current = yield* followed.get(caller, id)
+        yield* checkAfter(current, after, followed.what)
+        if (followed.ended(current) && after >= current.lastSeq) return HttpServerResponse.empty({ status: 204 })
+        yield* streams.acquire(principal.tenant, "sse")
+        const events = followed.follow(caller, current, after).pipe(Stream.interruptWhen(Deferred.await(stopping)))
+        return yield* respond(request, events, followed.frame).pipe(
+          Effect.provideService(HttpConfig, config)
+        )
+      }).pipe(
+        Effect.catchAll((error) => {
+          if (error instanceof SqlError) {
+            return storageFailure(error).pipe(
+              Effect.catchTag("StorageUnavailable", (unavailable) => failure(unavailable))
+            )
+          }
+          if (isRouteError(error)) {
+            return failure(error, error._tag === "Unauthorized" ? { headers: { "www-authenticate": "Bearer" } } : {})
+          }
+          return followed.notFound(error)
+        })
+      )
+      yield* router.add("GET", path, handler)
+    })
+  )
+
+/**
+ * The batch event-stream route.
  *
  * @since 0.1.0
  */
@@ -183,4 +266,15 @@ export const layer: Layer.Layer<
   never,
   never,
   HttpLayerRouter.HttpRouter | HttpAuth | BatchOrchestrator | OpenStreams
-> = HttpLayerRouter.use((router) => Effect.flatMap(handler, (h) => router.add("GET", path, h)))
+> = route(
+  path,
+  Effect.map(BatchOrchestrator, (orchestrator) => ({
+    what: "batch" as const,
+    decodeId: decodeBatchId,
+    get: orchestrator.get,
+    ended: isSettled,
+    follow: (caller: Caller, batch: Views.BatchView, after: number) => follow(orchestrator, caller, batch, after),
+    frame: toFrame,
+    notFound: (error: Errors.BatchNotFound) => failure(error)
+  }))
+)

@@ -30,7 +30,7 @@ export const make = (deps: {
     batchId: Ids.BatchId,
     build: (record: BatchRecord, at: DateTime.Utc) => BatchCommand.BatchCommand,
     during?: (record: BatchRecord, now: number) => Effect.Effect<void, SqlError>
-  ) => Effect.Effect<Views.BatchView, CommandError>
+  ) => Effect.Effect<Views.BatchView, CommandError | SqlError>
   readonly actorOf: (caller: Caller) => string
 }) => {
   const { actorOf, command, eventLog, items, repo, stepRepo, worker } = deps

@@ -5,6 +5,7 @@
  * group commit with its `StepCompleted` event, after the attempt's start mark and before its outcome.
  * The attempt goes on at once: a step whose group is not committed when the process dies runs again.
  */
+import { Storable } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
 import type { ClaimedItem, CompletedStep } from "@effect-batch/tables/ItemRepo"
 import type { StepRepo } from "@effect-batch/tables/StepRepo"
@@ -75,7 +76,7 @@ export const make = (options: {
           Schema.encode(stepOptions.output)(value).pipe(
             // an output its own schema cannot encode is a defect of the workflow
             Effect.orDie,
-            Effect.flatMap((encoded) => {
+            Effect.flatMap((encoded): Effect.Effect<A, Workflow.StepError> => {
               const outputJson = JSON.stringify(encoded)
               const bytes = Buffer.byteLength(outputJson)
               if (bytes > options.maxOutputBytes) {
@@ -83,6 +84,8 @@ export const make = (options: {
                   new Workflow.StepOutputTooLarge({ step: name, bytes, limit: options.maxOutputBytes })
                 )
               }
+              const problem = Storable.jsonTextProblem(encoded, "output")
+              if (problem !== undefined) return Effect.fail(new Workflow.StepOutputUnstorable({ step: name, problem }))
               const steps = stored ?? new Map<string, unknown>()
               steps.set(storedKey(name, index), encoded)
               options.record({

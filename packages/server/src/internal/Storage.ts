@@ -1,7 +1,8 @@
 import { Errors } from "@effect-batch/domain"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
+import * as Stream from "effect/Stream"
 
 /**
  * SQLSTATE classes of a server that cannot take the request now: connection exception (08),
@@ -30,3 +31,23 @@ export const atEdge = (what: string) => (error: SqlError): Effect.Effect<never, 
     Effect.logError(`${what} failed on a database error`, error),
     isUnavailable(error) ? Effect.fail(new Errors.StorageUnavailable()) : Effect.dieMessage("internal error")
   )
+
+/**
+ * Decides the database failures of a service method once, at the service's edge: `StorageUnavailable`
+ * or a defect (see `atEdge`); every other error passes through.
+ */
+export const decide = (what: string) =>
+<A, E, R>(
+  effect: Effect.Effect<A, E, R>
+) =>
+  Effect.catchIf(
+    effect,
+    (error: E): error is Extract<E, SqlError> => error instanceof SqlError,
+    (error) => atEdge(what)(error)
+  )
+
+/** `decide` for a stream. */
+export const decideStream = (what: string) =>
+<A, E, R>(
+  stream: Stream.Stream<A, E, R>
+) => Stream.catchAll(stream, (error: E) => Stream.fromEffect(decide(what)(Effect.fail(error))))

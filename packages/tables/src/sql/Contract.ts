@@ -120,7 +120,8 @@ export const claimedColumns = [
   "consumed",
   "throttles",
   "round",
-  "rounds_failed"
+  "rounds_failed",
+  "lost_leases"
 ] as const
 
 /**
@@ -138,6 +139,11 @@ export interface ClaimedItem {
   readonly throttles: number
   readonly round: number
   readonly rounds_failed: number
+  /**
+   * how many times an owner holding the item lost its lease: an attempt of such an item has its start
+   * recorded before it runs
+   */
+  readonly lost_leases: number
   /** whether the item has stored durable steps (an attempt without any reads none) */
   readonly storedSteps: boolean
 }
@@ -162,6 +168,7 @@ export const claimedFromJson = (json: unknown): ClaimedItem => {
     throttles: Number(row[5]),
     round: Number(row[6]),
     rounds_failed: Number(row[7]),
-    storedSteps: row[8] === true
+    lost_leases: Number(row[8]),
+    storedSteps: row[9] === true
   }
 }

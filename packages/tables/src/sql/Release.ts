@@ -1,9 +1,15 @@
 /**
  * Giving leases back. `<prefix>release` returns items an owner holds to the queue at once: its
  * leased-but-not-started items (pause, abort, budget exhaustion, shutdown) and attempts it stopped
- * (shutdown), optionally dropping its share row. `<prefix>reclaim` takes back everything a dead owner held once its share row has
- * expired: its leased and running items go back to the queue (a later claim gives them a new attempt
- * number, which fences out the old holder) and its row is deleted.
+ * (shutdown), optionally dropping its share row; none of them uses an attempt.
+ *
+ * Taking back what a dead owner held once its share row has expired is two steps of one
+ * transaction: `<prefix>lost_attempts` locks the batch and lists the attempts the owner had started
+ * (they are lost, and each counts as used); the caller decides their outcomes with the batch's
+ * failure policy (a retry, or a final `worker-lost` failure); `<prefix>reclaim` records those
+ * outcomes with their events, puts everything else the owner held back in the queue (a later claim
+ * gives it a new attempt number, which fences out the old holder), counts the lost lease on every
+ * item it held, and deletes its row.
  *
  * Items that were due retries go back to `retry` (they keep their due time), fresh ones to `queued`,
  * with the claim cursor lowered below them.
@@ -11,7 +17,8 @@
  * @since 0.2.0
  */
 import type { TableNames } from "../Tables.js"
-import { recordset, startColumns } from "./Contract.js"
+import { countersJson, outcomeCounters, outcomeVariables, recordOutcomes } from "./Commit.js"
+import { claimedColumns, recordset, startColumns } from "./Contract.js"
 
 const requeueCounters = (t: TableNames, leased: string, running: string) =>
   `UPDATE ${t.batches} SET leased = leased - ${leased}, running = running - ${running}, queued = queued + v_fresh,
@@ -80,28 +87,71 @@ export const release = (t: TableNames): string =>
   END
   $fn$`
 
-/** @since 0.2.0 */
-export const reclaim = (t: TableNames): string =>
-  `CREATE OR REPLACE FUNCTION ${t.prefix}reclaim(p_batch uuid, p_owner text, p_now bigint)
-  RETURNS int LANGUAGE plpgsql AS $fn$
-  DECLARE
-    v_leased int := 0; v_running int := 0; v_fresh int := 0; v_lowest int;
+/** The share row of `p_owner` has expired: its items may be taken back. */
+const expiredShare = (t: TableNames) =>
+  `EXISTS (SELECT 1 FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner AND expires_at_ms < p_now)`
+
+/**
+ * `<prefix>lost_attempts`: locks the batch row and returns the attempts an owner whose share has
+ * expired had started, each as `[claimed item, started_at_ms]` (the item as its claim returned it;
+ * an attempt started by an earlier version may have no start time: then `p_now`);
+ * an empty array when the share has not expired or the batch does not exist.
+ *
+ * @since 0.4.0
+ */
+export const lostAttempts = (t: TableNames): string =>
+  `CREATE OR REPLACE FUNCTION ${t.prefix}lost_attempts(p_batch uuid, p_owner text, p_now bigint)
+  RETURNS jsonb LANGUAGE plpgsql AS $fn$
   BEGIN
     PERFORM 1 FROM ${t.batches} WHERE id = p_batch FOR UPDATE;
-    IF FOUND THEN
-      PERFORM 1 FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner AND expires_at_ms < p_now;
-      IF NOT FOUND THEN
-        RETURN 0;
-      END IF;
-      ${
+    IF NOT FOUND OR NOT ${expiredShare(t)} THEN
+      RETURN '[]';
+    END IF;
+    RETURN (
+      SELECT COALESCE(jsonb_agg(jsonb_build_array(
+        jsonb_build_array(${claimedColumns.map((c) => `i.${c}`).join(", ")}, false), COALESCE(i.started_at_ms, p_now)
+      ) ORDER BY i.ordinal), '[]')
+      FROM ${t.items} i WHERE i.batch_id = p_batch AND i.lease_owner = p_owner AND i.state = 'running'
+    );
+  END
+  $fn$`
+
+/**
+ * `<prefix>reclaim`: records the outcomes decided for the lost attempts (`p_outcomes`, rows of
+ * `outcomeColumns`, with their `p_events`), re-queues the rest of what the owner held and deletes its
+ * expired share row. Returns how many items it re-queued, which outcomes it recorded and the batch's
+ * counters, or NULL when the share has not expired (or the batch does not exist).
+ *
+ * @since 0.2.0
+ */
+export const reclaim = (t: TableNames): string =>
+  `CREATE OR REPLACE FUNCTION ${t.prefix}reclaim(
+    p_batch uuid, p_owner text, p_now bigint, p_outcomes jsonb, p_events jsonb
+  ) RETURNS jsonb LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_leased int := 0; v_running int := 0; v_fresh int := 0; v_lowest int; v_seq int; b record;
+    ${outcomeVariables}
+  BEGIN
+    PERFORM 1 FROM ${t.batches} WHERE id = p_batch FOR UPDATE;
+    IF NOT FOUND OR NOT ${expiredShare(t)} THEN
+      DELETE FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner AND expires_at_ms < p_now;
+      RETURN NULL;
+    END IF;
+    UPDATE ${t.items} SET lost_leases = lost_leases + 1
+      WHERE batch_id = p_batch AND lease_owner = p_owner AND state IN ('leased', 'running');
+    ${recordOutcomes(t)}
+    ${outcomeCounters(t)}
+    v_seq := ${t.prefix}append_events(p_batch, p_now, p_events, '{}', v_applied, '{}');
+    ${
     requeueRows(
       t,
       `SELECT ctid AS tid, state AS prev FROM ${t.items}
         WHERE batch_id = p_batch AND lease_owner = p_owner AND state IN ('leased', 'running')`
     )
   };
-    END IF;
-    DELETE FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner AND expires_at_ms < p_now;
-    RETURN v_leased + v_running;
+    DELETE FROM ${t.shares} WHERE batch_id = p_batch AND owner = p_owner;
+    SELECT * INTO b FROM ${t.batches} WHERE id = p_batch;
+    RETURN jsonb_build_object('requeued', v_leased + v_running, 'applied', to_jsonb(v_applied), 'seq', v_seq,
+      ${countersJson});
   END
   $fn$`

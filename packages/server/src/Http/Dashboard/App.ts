@@ -1,6 +1,6 @@
 /**
- * The last part of the dashboard's script: the batch list (polled), the batch view (followed over
- * SSE), and the start-up. Plain browser JavaScript; every server string goes through `textContent`
+ * The application part of the dashboard's script: the batch list (polled), the batch view (followed
+ * over SSE), the address's routing to a batch or a campaign, and the start-up. Plain browser JavaScript; every server string goes through `textContent`
  * (the `h` helper of `Client.ts`), and handlers are attached with `addEventListener`.
  *
  * @since 0.1.0
@@ -23,6 +23,8 @@ var ui = { batchId: null, batch: null, source: null, filter: "", items: [], curs
 
 function isTerminal(state) { return TERMINAL.indexOf(state._tag) >= 0; }
 
+function batchAllows(action) { return ui.batch !== null && ALLOWED[action].indexOf(ui.batch.state._tag) >= 0; }
+
 function showAuth(message) {
   $("auth").hidden = false;
   setText("auth-error", message || "");
@@ -30,22 +32,37 @@ function showAuth(message) {
   ui.started = false;
 }
 
-function failed(e) {
-  if (e instanceof RpcError && e.status === 401) {
-    forgetToken();
-    token = "";
-    showAuth("The token was not accepted.");
-    return;
-  }
-  var el = $("message");
-  el.className = "message error";
-  el.textContent = describeError(e);
+/** A failure handler that writes to the message line with this id (or asks for a token again on a 401). */
+function failedIn(id) {
+  return function(e) {
+    if (e instanceof RpcError && e.status === 401) {
+      forgetToken();
+      token = "";
+      showAuth("The token was not accepted.");
+      return;
+    }
+    var el = $(id);
+    el.className = "message error";
+    el.textContent = describeError(e);
+  };
 }
 
-function say(text) {
-  var el = $("message");
+var failed = failedIn("message");
+
+function sayIn(id, text) {
+  var el = $(id);
   el.className = "message";
   el.textContent = text;
+}
+
+function say(text) { sayIn("message", text); }
+
+/** The header's indicator for the followed stream; "settled" once it has ended for good. */
+function showLive(status, ended) {
+  var live = $("live");
+  live.dataset.live = status === "open" ? "on" : "off";
+  live.textContent = status === "open" ? "live" : status === "retrying" ? "reconnecting…" :
+    ended ? "settled" : "polling";
 }
 
 /* ---- the batch list, polled every 2 s ---- */
@@ -61,36 +78,49 @@ function loadBatches() {
 }
 
 function renderBatches(batches) {
-  var rows = $("batch-rows");
-  clear(rows);
   $("batches-empty").hidden = batches.length > 0;
-  batches.forEach(function(b) {
-    var bar = h("div", { className: "bar" });
-    renderBar(bar, b.counts);
-    var row = h("tr", { dataset: { batchId: b.id } },
-      h("td", null, b.workflow),
+  renderList("batch-rows", batches, "batchId", ui.batchId, function(b) {
+    return [h("td", null, b.workflow),
       h("td", { className: "mono", title: b.id }, b.id.slice(0, 8)),
       h("td", null, badge(b.state._tag)),
-      h("td", null, bar),
+      h("td", null, barOf(b.counts)),
       h("td", { className: "mono" }, settled(b.counts) + " / " + total(b.counts)),
-      h("td", { className: "muted" }, formatTime(b.createdAt)));
-    if (b.id === ui.batchId) row.className = "selected";
-    row.addEventListener("click", function() { selectBatch(b.id); });
-    rows.appendChild(row);
-  });
+      h("td", { className: "muted" }, formatTime(b.createdAt))];
+  }, selectBatch);
 }
 
 function selectBatch(id) { window.location.hash = "#batch=" + encodeURIComponent(id); }
 
+/** Opens what the address names: #batch=ID or #campaign=ID, unless it is already open. */
 function route() {
-  var match = /^#batch=(.+)$/.exec(window.location.hash);
-  var id = match ? decodeURIComponent(match[1]) : null;
-  if (id !== null && id !== ui.batchId) openBatch(id);
+  var match = /^#(batch|campaign)=(.+)$/.exec(window.location.hash);
+  if (match === null) return;
+  var id = decodeURIComponent(match[2]);
+  if (match[1] === "campaign") {
+    if (id !== campaignUi.id) openCampaign(id);
+  } else if (id !== ui.batchId) openBatch(id);
 }
 
 /* ---- one batch ---- */
 
+function closeBatch() {
+  if (ui.source !== null) ui.source.close();
+  ui.source = null;
+  ui.batchId = null;
+  ui.batch = null;
+  $("batch").hidden = true;
+  markSelected("batch-rows", "batchId", null);
+}
+
+/** Marks the row of the list body rowsId whose data-(key) is id as selected. */
+function markSelected(rowsId, key, id) {
+  Array.prototype.forEach.call($(rowsId).children, function(row) {
+    row.className = row.dataset[key] === id ? "selected" : "";
+  });
+}
+
 function openBatch(id) {
+  closeCampaign();
   if (ui.source !== null) ui.source.close();
   ui.source = null;
   ui.batchId = id;
@@ -100,9 +130,10 @@ function openBatch(id) {
   clear($("item-rows"));
   say("");
   $("batch").hidden = false;
-  Array.prototype.forEach.call($("batch-rows").children, function(row) {
-    row.className = row.dataset.batchId === id ? "selected" : "";
-  });
+  markSelected("batch-rows", "batchId", id);
+  var parent = campaignOf(id);
+  $("batch-campaign").hidden = parent === null;
+  if (parent !== null) $("batch-campaign").href = "#campaign=" + encodeURIComponent(parent);
   refreshBatch().then(function() {
     if (ui.batch !== null && ui.batch.id === id) followBatch(Math.max(0, ui.batch.lastSeq - 25));
   });
@@ -115,16 +146,13 @@ function followBatch(after) {
   ui.source = follow(id, after, function(event) {
     if (id === ui.batchId) onEvent(event);
   }, function(status) {
-    if (id !== ui.batchId) return;
-    var live = $("live");
-    live.dataset.live = status === "open" ? "on" : "off";
-    live.textContent = status === "open" ? "live" : status === "retrying" ? "reconnecting…" :
-      (ui.batch !== null && isTerminal(ui.batch.state) ? "settled" : "polling");
+    if (id === ui.batchId) showLive(status, ui.batch !== null && isTerminal(ui.batch.state));
   });
 }
 
 function refreshBatch() {
   var id = ui.batchId;
+  if (id === null) return Promise.resolve();
   return Promise.all([rpc("GetBatch", { batchId: id }), rpc("GetProgress", { batchId: id })]).then(function(r) {
     if (id !== ui.batchId) return;
     ui.batch = r[0];
@@ -166,19 +194,14 @@ function describeState(s) {
 }
 
 function renderBatch(b, p) {
-  setText("batch-title", b.workflow + " ");
-  $("batch-title").appendChild(h("code", null, b.id));
-  var state = $("batch-state");
-  state.className = "badge b-" + (KNOWN_BADGES.indexOf(b.state._tag) >= 0 ? b.state._tag : "unknown");
-  state.dataset.state = b.state._tag;
-  state.textContent = b.state._tag;
+  setTitle("batch", b.workflow, b.id, b.state._tag);
   setText("batch-detail", describeState(b.state));
   renderBar($("batch-bar"), b.counts);
   var n = total(b.counts);
   var done = settled(b.counts);
   setText("settled", String(done));
   setText("total", String(n));
-  setText("percent", n > 0 ? "(" + Math.floor(100 * done / n) + "%)" : "");
+  setText("percent", percent(done, n));
   setText("throughput", p.itemsPerSecond.toFixed(1) + " items/s");
   ui.stepsPerItem = p.steps !== undefined && p.steps.declared !== undefined && n > 0 ? p.steps.declared / n : 0;
   setText("steps", p.steps === undefined ? "–" :
@@ -191,9 +214,7 @@ function renderBatch(b, p) {
   setText("latency", formatMs(p.p50Ms) + " / " + formatMs(p.p95Ms));
   setText("round", b.state.round === undefined ? "–" : String(b.state.round));
   renderCounts(b.counts);
-  Object.keys(ALLOWED).forEach(function(action) {
-    document.querySelector("button[data-action=" + action + "]").disabled = ALLOWED[action].indexOf(b.state._tag) < 0;
-  });
+  enableButtons("action", batchAllows);
   var errors = $("errors");
   clear(errors);
   p.latestErrors.forEach(function(e) {
@@ -234,16 +255,8 @@ document.addEventListener("DOMContentLoaded", function() {
   });
   filter.addEventListener("change", function() { setFilter(filter.value); });
   $("more").addEventListener("click", function() { loadItems(true); });
-  document.querySelectorAll("button[data-action]").forEach(function(button) {
-    button.disabled = true;
-    button.addEventListener("click", function() {
-      var action = button.dataset.action;
-      button.disabled = true;
-      (action === "retry" ? retryFailed() : command(action)).catch(failed).then(function() {
-        if (ui.batch !== null) button.disabled = ALLOWED[action].indexOf(ui.batch.state._tag) < 0;
-      });
-    });
-  });
+  wireButtons("action", function(action) { return action === "retry" ? retryFailed() : command(action); }, failed,
+    batchAllows);
   $("auth-form").addEventListener("submit", function(e) {
     e.preventDefault();
     token = $("auth-token").value.trim();

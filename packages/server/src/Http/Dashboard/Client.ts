@@ -61,9 +61,10 @@ function describeError(e) {
   if (!(e instanceof RpcError)) return String(e && e.message ? e.message : e);
   var f = e.fields;
   switch (e.tag) {
-    case "InvalidTransition": return "Cannot " + f.command + " a batch that is " + f.state + ".";
+    case "InvalidTransition": return "Cannot " + f.command + " a " + (f.subject || "batch") + " that is " + f.state + ".";
     case "BatchNotFound": return "This batch does not exist (or belongs to another tenant).";
-    case "VersionConflict": return "The batch changed meanwhile; try again.";
+    case "CampaignNotFound": return "This campaign does not exist (or belongs to another tenant).";
+    case "VersionConflict": return "It changed meanwhile; try again.";
     case "Unauthorized": return "The token is missing or unknown.";
     case "StorageUnavailable": return "The database is unavailable; try again shortly.";
     default: return e.message || e.tag;
@@ -132,22 +133,26 @@ function rpc(tag, payload) {
 var EVENT_TAGS = ${JSON.stringify(BatchEvent.tags)};
 
 /**
- * Follows a batch's events over SSE from sequence "after"; the browser reconnects by itself with
- * Last-Event-ID. onEvent gets each decoded event; onStatus gets "open", "retrying" or "closed".
+ * Follows an event stream (the route at path, e.g. "/batches/ID/events") from sequence "after",
+ * listening to the event names in tags; the browser reconnects by itself with Last-Event-ID.
+ * onEvent gets each decoded event; onStatus gets "open", "retrying" or "closed".
  */
-function follow(batchId, after, onEvent, onStatus) {
-  var url = "/batches/" + encodeURIComponent(batchId) + "/events?after=" + after +
-    "&token=" + encodeURIComponent(token);
-  var source = new EventSource(url);
+function followEvents(path, tags, after, onEvent, onStatus) {
+  var source = new EventSource(path + "?after=" + after + "&token=" + encodeURIComponent(token));
   var handler = function(e) {
     var event;
     try { event = JSON.parse(e.data); } catch (ignored) { return; }
     onEvent(event);
   };
-  for (var i = 0; i < EVENT_TAGS.length; i++) source.addEventListener(EVENT_TAGS[i], handler);
+  for (var i = 0; i < tags.length; i++) source.addEventListener(tags[i], handler);
   source.onopen = function() { onStatus("open"); };
   source.onerror = function() { onStatus(source.readyState === EventSource.CLOSED ? "closed" : "retrying"); };
   return source;
+}
+
+/** Follows a batch's events (see followEvents). */
+function follow(batchId, after, onEvent, onStatus) {
+  return followEvents("/batches/" + encodeURIComponent(batchId) + "/events", EVENT_TAGS, after, onEvent, onStatus);
 }
 
 /** An element with text content only: h("td", { className: "x" }, "text", child, ...). */
@@ -180,9 +185,38 @@ var STATE_LABELS = { queued: "queued", running: "running", retryScheduled: "retr
 var KNOWN_BADGES = ["Pending", "Running", "Paused", "AwaitingReview", "Completed", "Failed", "Cancelled",
   "Rejected", "Queued", "RetryScheduled", "Succeeded", "Quarantined", "Skipped"];
 
-function badge(tag) {
-  var known = KNOWN_BADGES.indexOf(tag) >= 0;
-  return h("span", { className: "badge" + (known ? " b-" + tag : "") }, tag);
+/** Makes el the badge of a state tag (its colour, data-state and text). */
+function setBadge(el, tag) {
+  el.className = "badge" + (KNOWN_BADGES.indexOf(tag) >= 0 ? " b-" + tag : "");
+  el.dataset.state = tag;
+  el.textContent = tag;
+  return el;
+}
+
+function badge(tag) { return setBadge(document.createElement("span"), tag); }
+
+/** The head of a view: "(prefix)-title" the workflow and the id, "(prefix)-state" the state's badge. */
+function setTitle(prefix, workflow, id, stateTag) {
+  setText(prefix + "-title", workflow + " ");
+  $(prefix + "-title").appendChild(h("code", null, id));
+  setBadge($(prefix + "-state"), stateTag);
+}
+
+/**
+ * Fills the list body rowsId with one row per item (its id in data-(key)), cells(item) its cells;
+ * the row of selectedId is marked, and a click on a row calls open(id).
+ */
+function renderList(rowsId, items, key, selectedId, cells, open) {
+  var rows = $(rowsId);
+  clear(rows);
+  items.forEach(function(item) {
+    var row = h("tr", null);
+    row.dataset[key] = item.id;
+    cells(item).forEach(function(cell) { row.appendChild(cell); });
+    if (item.id === selectedId) row.className = "selected";
+    row.addEventListener("click", function() { open(item.id); });
+    rows.appendChild(row);
+  });
 }
 
 function total(counts) {
@@ -195,20 +229,34 @@ function settled(counts) {
   return (counts.succeeded || 0) + (counts.failed || 0) + (counts.quarantined || 0) + (counts.skipped || 0);
 }
 
+/** Fills a .bar with one segment per { className, value, label }, in order, each its share of n. */
+function renderSegments(el, segments, n) {
+  clear(el);
+  segments.forEach(function(s) {
+    if (s.value === 0 || n === 0) return;
+    var seg = h("span", { className: s.className, title: s.value + " " + s.label });
+    seg.style.width = (100 * s.value / n).toFixed(2) + "%";
+    el.appendChild(seg);
+  });
+}
+
 /** Fills a .bar with one segment per item state, settled states first. */
 var BAR_ORDER = ["succeeded", "failed", "quarantined", "skipped", "running", "retryScheduled", "queued"];
 function renderBar(el, counts) {
-  clear(el);
-  var n = total(counts);
-  for (var i = 0; i < BAR_ORDER.length; i++) {
-    var field = BAR_ORDER[i];
-    var v = counts[field] || 0;
-    if (v === 0 || n === 0) continue;
-    var seg = h("span", { className: "s-" + field, title: v + " " + STATE_LABELS[field] });
-    seg.style.width = (100 * v / n).toFixed(2) + "%";
-    el.appendChild(seg);
-  }
+  renderSegments(el, BAR_ORDER.map(function(field) {
+    return { className: "s-" + field, value: counts[field] || 0, label: STATE_LABELS[field] };
+  }), total(counts));
 }
+
+/** A small .bar of item counts. */
+function barOf(counts) {
+  var bar = h("div", { className: "bar" });
+  renderBar(bar, counts);
+  return bar;
+}
+
+/** "(42%)" of done over n, or nothing when n is 0. */
+function percent(done, n) { return n > 0 ? "(" + Math.floor(100 * done / n) + "%)" : ""; }
 
 function formatDuration(seconds) {
   if (seconds === undefined || seconds === null) return "–";

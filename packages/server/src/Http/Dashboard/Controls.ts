@@ -1,7 +1,7 @@
 /**
  * The middle part of the dashboard's script: the item table, the live event feed, the buttons and the
- * confirmation dialog (retry-failed shows its dry run there first). Plain browser JavaScript; every
- * server string goes through `textContent`.
+ * confirmation dialog (retry-failed shows its dry run there first), shared by the batch and campaign
+ * views. Plain browser JavaScript; every server string goes through `textContent`.
  *
  * @since 0.1.0
  */
@@ -59,18 +59,45 @@ function itemRow(item) {
 
 /* ---- events ---- */
 
-function onEvent(event) {
-  var feed = $("events");
-  var detail = event.itemKey !== undefined ? event.itemKey : "";
-  if (event._tag === "ItemSucceeded") detail += " in " + formatMs(event.durationMs);
-  if (event.error) detail += " — " + formatItemError(event.error);
+/** Puts an event first in the feed feedId, which keeps the latest 40. */
+function feedLine(feedId, event, detail) {
+  var feed = $(feedId);
   feed.insertBefore(h("li", null, h("span", { className: "tag" }, "#" + event.seq + " " + event._tag), detail),
     feed.firstChild);
   while (feed.children.length > 40) feed.removeChild(feed.lastChild);
+}
+
+function onEvent(event) {
+  var detail = event.itemKey !== undefined ? event.itemKey : "";
+  if (event._tag === "ItemSucceeded") detail += " in " + formatMs(event.durationMs);
+  if (event.error) detail += " — " + formatItemError(event.error);
+  feedLine("events", event, detail);
   scheduleRefresh();
 }
 
 /* ---- buttons ---- */
+
+/** Enables each button[data-(attr)=action] when allows(action). */
+function enableButtons(attr, allows) {
+  document.querySelectorAll("button[data-" + attr + "]").forEach(function(button) {
+    button.disabled = !allows(button.getAttribute("data-" + attr));
+  });
+}
+
+/**
+ * Wires each button[data-(attr)=action]: disabled until allowed, and while run(action) is under way;
+ * a failure goes to onError.
+ */
+function wireButtons(attr, run, onError, allows) {
+  document.querySelectorAll("button[data-" + attr + "]").forEach(function(button) {
+    button.disabled = true;
+    button.addEventListener("click", function() {
+      var action = button.getAttribute("data-" + attr);
+      button.disabled = true;
+      run(action).catch(onError).then(function() { button.disabled = !allows(action); });
+    });
+  });
+}
 
 function confirmDialog(title, text, keys, yes) {
   var dialog = $("confirm");
@@ -100,16 +127,34 @@ function confirmDialog(title, text, keys, yes) {
   });
 }
 
+/** "3 items", "1 item": a count and its noun (its plural given when not noun + "s"). */
+function plural(n, noun, nouns) { return n + " " + (n === 1 ? noun : nouns || noun + "s"); }
+
+/** Asks question ([title, text, yes label]) when there is one; runs run() on yes. */
+function askThen(question, run) {
+  var ask = question ? confirmDialog(question[0], question[1], [], question[2]) : Promise.resolve(true);
+  return ask.then(function(ok) { return ok ? run() : undefined; });
+}
+
+/**
+ * Shows a dry run's result: count failed items (keys lists them) that the redrive would run again,
+ * what then happens (outcome), and asks before run() does it; with nothing to retry, says so.
+ */
+function confirmRedrive(count, keys, outcome, yes, run) {
+  if (count === 0) return confirmDialog("Nothing to retry", "No failed item would run again.", [], null);
+  return confirmDialog("Retry " + plural(count, "failed item") + "?", "A dry run found these items; " + outcome, keys, yes)
+    .then(function(ok) { return ok ? run() : undefined; });
+}
+
+var BATCH_QUESTIONS = {
+  cancel: ["Cancel this batch?", "Queued items will be skipped. This cannot be undone.", "Cancel batch"],
+  reject: ["Reject the results?", "The batch ends as Rejected; its failed items can be retried later.", "Reject"]
+};
+
 function command(action) {
   var id = ui.batchId;
   var note = $("note").value;
-  var ask = action === "cancel" || action === "reject"
-    ? confirmDialog(action === "cancel" ? "Cancel this batch?" : "Reject the results?",
-      action === "cancel" ? "Queued items will be skipped. This cannot be undone." :
-        "The batch ends as Rejected; its failed items can be retried later.", [], action === "cancel" ? "Cancel batch" : "Reject")
-    : Promise.resolve(true);
-  return ask.then(function(ok) {
-    if (!ok) return;
+  return askThen(BATCH_QUESTIONS[action], function() {
     return rpc(COMMANDS[action], { batchId: id, note: note }).then(function(b) {
       $("note").value = "";
       say(COMMANDS[action] + ": the batch is now " + b.state._tag + ".");
@@ -121,16 +166,13 @@ function command(action) {
 function retryFailed() {
   var id = ui.batchId;
   return rpc("RetryFailed", { batchId: id, dryRun: true }).then(function(plan) {
-    if (plan.count === 0) return confirmDialog("Nothing to retry", "No failed item would be re-queued.", [], null);
-    return confirmDialog("Retry " + plan.count + " failed item" + (plan.count === 1 ? "" : "s") + "?",
-      "A dry run found these items; they will be re-queued for a new round.", plan.items,
-      "Re-queue " + plan.count).then(function(ok) {
-      if (!ok) return;
-      return rpc("RetryFailed", { batchId: id, dryRun: false }).then(function(done) {
-        say("Re-queued " + done.count + " item" + (done.count === 1 ? "" : "s") + ".");
-        return refreshBatch().then(function() { if (ui.batch !== null) followBatch(ui.batch.lastSeq); loadItems(false); });
+    return confirmRedrive(plan.count, plan.items, "they will be re-queued for a new round.", "Re-queue " + plan.count,
+      function() {
+        return rpc("RetryFailed", { batchId: id, dryRun: false }).then(function(done) {
+          say("Re-queued " + plural(done.count, "item") + ".");
+          return refreshBatch().then(function() { if (ui.batch !== null) followBatch(ui.batch.lastSeq); loadItems(false); });
+        });
       });
-    });
   });
 }
 

@@ -44,8 +44,23 @@ export const html = `<!doctype html>
     </table>
     <p id="batches-empty" class="muted" hidden>No batch yet.</p>
   </section>
+  <section id="campaigns" class="card" hidden>
+    <h2>Campaigns</h2>
+    <table class="list">
+      <thead><tr><th>Workflow</th><th>Campaign</th><th>State</th><th class="wide">Progress</th><th>Items</th><th>Batches</th><th>Created</th></tr></thead>
+      <tbody id="campaign-rows"></tbody>
+    </table>
+  </section>
+  <section id="limiters" class="card" hidden>
+    <h2>Shared limiters</h2>
+    <table class="list">
+      <thead><tr><th>Limiter</th><th>In window</th><th>Available</th><th>Held back</th><th>Throttles</th><th>Processes</th><th>Concurrency</th></tr></thead>
+      <tbody id="limiter-rows"></tbody>
+    </table>
+  </section>
   <section id="batch" class="card" hidden>
     <div class="head">
+      <a id="batch-campaign" class="back" href="#" hidden>← campaign</a>
       <h2 id="batch-title"></h2>
       <span id="batch-state" class="badge"></span>
       <span id="batch-detail" class="muted"></span>
@@ -88,6 +103,49 @@ export const html = `<!doctype html>
         <ul id="errors" class="feed"></ul>
         <h3>Live events</h3>
         <ul id="events" class="feed"></ul>
+      </div>
+    </div>
+  </section>
+  <section id="campaign" class="card" hidden>
+    <div class="head">
+      <h2 id="campaign-title"></h2>
+      <span id="campaign-state" class="badge"></span>
+      <span id="campaign-detail" class="muted"></span>
+    </div>
+    <div id="campaign-bar" class="bar big" title="items"></div>
+    <div id="campaign-batch-bar" class="bar" title="batches"></div>
+    <div class="stats">
+      <div><span class="label">Items settled</span><span class="value"><strong id="campaign-settled">0</strong> / <span id="campaign-total">0</span> <span id="campaign-percent" class="muted"></span></span></div>
+      <div><span class="label">Batches done</span><span class="value"><strong id="campaign-batches-done">0</strong> / <span id="campaign-batches-total">0</span> <span id="campaign-batches-percent" class="muted"></span></span></div>
+      <div><span class="label">Throughput</span><span id="campaign-throughput" class="value"></span></div>
+      <div><span class="label">ETA</span><span id="campaign-eta" class="value"></span></div>
+      <div><span class="label">Batches running / concurrency</span><span id="campaign-active" class="value"></span></div>
+      <div><span class="label">Round</span><span id="campaign-round" class="value"></span></div>
+    </div>
+    <div class="actions">
+      <input id="campaign-note" maxlength="2000" placeholder="note (optional)">
+      <label><input id="campaign-cascade" type="checkbox"> pause the running batches too</label>
+      <button data-campaign-action="pause">Pause</button>
+      <button data-campaign-action="resume">Resume</button>
+      <button data-campaign-action="cancel" class="danger">Cancel</button>
+      <button data-campaign-action="approve" class="ok">Approve</button>
+      <button data-campaign-action="reject" class="danger">Reject</button>
+      <button data-campaign-action="retry">Retry failed</button>
+      <label>Concurrency <input id="campaign-concurrency" type="number" min="1" max="1000" step="1"></label>
+      <button data-campaign-action="concurrency">Set</button>
+    </div>
+    <p id="campaign-message" class="message" role="status"></p>
+    <div class="columns">
+      <div>
+        <div class="table-head"><h3>Batches</h3><span id="campaign-shown" class="muted"></span></div>
+        <div id="campaign-batches" class="tiles"></div>
+        <button id="campaign-more" hidden>Show more batches</button>
+      </div>
+      <div>
+        <h3>Quarantined items (<span id="campaign-quarantined-count">0</span>)</h3>
+        <ul id="campaign-quarantined" class="feed links"></ul>
+        <h3>Live events</h3>
+        <ul id="campaign-events" class="feed"></ul>
       </div>
     </div>
   </section>
@@ -173,6 +231,13 @@ button.danger { color: #b42318; } button.ok { color: #166534; }
 dialog { border: 1px solid var(--line); border-radius: 8px; padding: 18px; max-width: 520px; width: 90%; }
 dialog::backdrop { background: rgba(20, 24, 33, .45); }
 .keys { max-height: 220px; overflow: auto; font-family: ui-monospace, monospace; font-size: 12px; }
+.back { font-size: 13px; } .actions input[type=number] { flex: 0; min-width: 70px; width: 70px; }
+.actions input[type=checkbox] { flex: 0; min-width: 0; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
+.tile { display: grid; gap: 6px; text-align: left; padding: 8px; }
+.tile .tile-head { display: flex; justify-content: space-between; align-items: center; gap: 6px; }
+.tile .bar { min-width: 0; }
+.links li { cursor: pointer; } .links li:hover { background: #f0f4ff; }
 #auth form { display: flex; gap: 8px; } #auth input { flex: 1; }
 @media (max-width: 900px) { .columns { grid-template-columns: 1fr; } .counts { grid-template-columns: repeat(4, 1fr); } }
 `
