@@ -28,7 +28,7 @@ import * as Executors from "./BatchRunner/Executors.js"
 import * as Leases from "./BatchRunner/Leases.js"
 import * as Run from "./BatchRunner/Run.js"
 import * as Watchdog from "./BatchRunner/Watchdog.js"
-import { BatchStateMachine } from "./BatchStateMachine.js"
+import { BatchStateMachine } from "./internal/BatchStateMachine.js"
 import * as BatchStops from "./internal/BatchStops.js"
 import * as Limiters from "./internal/Limiters.js"
 import * as Steps from "./internal/Steps.js"
@@ -237,9 +237,9 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           const previous = slots.share()
           slots.setShare(granted)
           if (granted > previous) r.news.notify()
-          // Less than this process could use: lease renewal asks again soon. Less than before: the
-          // database counts the old share as in use until this process reports, so it reports now.
-          if (granted < previous || granted < r.shareRequest(0).wanted) r.renewNow()
+          // Less than before: the database counts the old share as in use until this process reports,
+          // so it reports now. Less than it could use: lease renewal asks again soon by itself.
+          if (granted < previous) r.renewNow()
         }
         handle.hold = () => {
           slots.hold(true)
