@@ -186,6 +186,18 @@ const main = () => {
     console.log(`${manifest.name}@${manifest.version}: ${Object.keys(declared).join(", ")}`)
   }
 
+  step("the server's public declarations leave storage failures decided")
+  const server = Path.join(project, "node_modules", "@effect-batch", "server")
+  const hidden = Object.entries(JSON.parse(Fs.readFileSync(Path.join(server, "package.json"), "utf8")).exports)
+    .filter(([, target]) => target === null)
+    .map(([subpath]) => subpath.replace(/^\.\//, "dist/").replace(/\*$/, ""))
+  const declarations = Fs.readdirSync(Path.join(server, "dist"), { recursive: true, encoding: "utf8" })
+    .map((file) => `dist/${file}`)
+    .filter((file) => file.endsWith(".d.ts") && !hidden.some((prefix) => file.startsWith(prefix)))
+  const leaking = declarations.filter((file) => Fs.readFileSync(Path.join(server, file), "utf8").includes("SqlError"))
+  check(leaking.length === 0, `public declarations that mention SqlError: ${leaking.join(", ")}`)
+  console.log(`${declarations.length} public declaration files, none mentions SqlError`)
+
   step("every public module")
   Fs.copyFileSync(Path.join(fixture, "entries.mjs"), Path.join(project, "entries.mjs"))
   run(process.execPath, ["entries.mjs"], project)

@@ -9,12 +9,11 @@
  *
  * @since 0.1.0
  */
-import { BatchEvent } from "@effect-batch/domain"
+import { BatchEvent, type Errors } from "@effect-batch/domain"
 import type { Ids } from "@effect-batch/domain"
 import { BatchId } from "@effect-batch/domain/Ids"
 import { EventLog } from "@effect-batch/tables/EventLog"
 import { Notifier } from "@effect-batch/tables/Notifier"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -26,6 +25,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Storage from "./internal/Storage.js"
 
 /**
  * The notification channel shared by every process.
@@ -146,7 +146,10 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
      * The events of a batch after sequence `after`: the replay from the log, then live, with no gap
      * and no duplicate. Ends after the batch's latest terminal event.
      */
-    const events = (batchId: Ids.BatchId, after: number): Stream.Stream<BatchEvent.BatchEvent, SqlError> =>
+    const events = (
+      batchId: Ids.BatchId,
+      after: number
+    ): Stream.Stream<BatchEvent.BatchEvent, Errors.StorageUnavailable> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const tailer = yield* RcMap.get(tailers, batchId)
         const live = yield* PubSub.subscribe(tailer.out)
@@ -192,7 +195,7 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
         return Stream.concat(replay, liveEvents).pipe(
           Stream.takeUntil((event) => BatchEvent.isTerminal(event) && event.seq >= current)
         )
-      }))
+      })).pipe(Storage.decideStream("following a batch's events"))
 
     /**
      * Tells every process that a command changed a batch (its runners stop starting attempts until they

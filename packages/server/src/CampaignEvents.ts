@@ -5,7 +5,7 @@
  *
  * @since 0.4.0
  */
-import { CampaignEvent, CampaignId, CampaignState } from "@effect-batch/domain"
+import { CampaignEvent, CampaignId, CampaignState, type Errors } from "@effect-batch/domain"
 import { CampaignRepo } from "@effect-batch/tables/CampaignRepo"
 import { Notifier } from "@effect-batch/tables/Notifier"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -18,6 +18,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Storage from "./internal/Storage.js"
 
 /**
  * The notification channel of campaign hints.
@@ -65,7 +66,10 @@ export class CampaignEvents extends Effect.Service<CampaignEvents>()("@effect-ba
      * no gap and no duplicate. Ends after a terminal event at or beyond the sequence the campaign had
      * when the stream started, or, once caught up, when the campaign is found in a terminal state.
      */
-    const events = (id: CampaignId.CampaignId, after: number): Stream.Stream<CampaignEvent.CampaignEvent, SqlError> =>
+    const events = (
+      id: CampaignId.CampaignId,
+      after: number
+    ): Stream.Stream<CampaignEvent.CampaignEvent, Errors.StorageUnavailable> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const wake = yield* PubSub.subscribe(hints)
         const start = yield* repo.getAnyTenant(id)
@@ -91,7 +95,7 @@ export class CampaignEvents extends Effect.Service<CampaignEvents>()("@effect-ba
         return Stream.paginateChunkEffect(after, next).pipe(
           Stream.takeUntil((event) => CampaignEvent.isTerminal(event) && event.seq >= current)
         )
-      }))
+      })).pipe(Storage.decideStream("following a campaign's events"))
 
     return { committed, events, allHints } as const
   }),

@@ -21,7 +21,6 @@ import { CampaignRepo } from "@effect-batch/tables/CampaignRepo"
 import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -52,7 +51,7 @@ export type SubmitError =
   | Errors.StorageUnavailable
 
 /** @since 0.4.0 */
-export type CommandError = Exclude<Machine.CommandError, SqlError>
+export type CommandError = Machine.DecidedError
 
 /** @since 0.4.0 */
 export type LookupError = CampaignErrors.CampaignNotFound | Errors.StorageUnavailable

@@ -27,13 +27,14 @@ import * as Serve from "./Cli/Serve.js"
 import * as Watch from "./Cli/Watch.js"
 import * as Workflows from "./Cli/Workflows.js"
 import * as Auth from "./Http/Auth.js"
+import * as Server from "./Server.js"
 
 const port = Options.integer("port").pipe(
-  Options.withDefault(Number(process.env["PORT"] ?? 3000)),
+  Options.withFallbackConfig(Server.port),
   Options.withDescription("the port to listen on (or PORT)")
 )
 const host = Options.text("host").pipe(
-  Options.withDefault(process.env["EFFECT_BATCH_HOST"] ?? Serve.defaultHost),
+  Options.withFallbackConfig(Server.host),
   Options.withDescription("the interface to listen on (or EFFECT_BATCH_HOST); 0.0.0.0 for every interface")
 )
 const url = Options.text("url").pipe(

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import type { StorageUnavailable } from "@effect-batch/domain/Errors"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
 import { CampaignRepo } from "@effect-batch/tables/CampaignRepo"
 import { EventLog } from "@effect-batch/tables/EventLog"
@@ -15,17 +16,34 @@ import { StepRepo } from "@effect-batch/tables/StepRepo"
 import type { MigrationError } from "@effect/sql/Migrator"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { BatchEvents } from "./BatchEvents.js"
 import * as BatchOrchestrator from "./BatchOrchestrator.js"
 import { BatchRunner } from "./BatchRunner.js"
-import { BatchStateMachine } from "./BatchStateMachine.js"
 import { CampaignEvents } from "./CampaignEvents.js"
 import * as CampaignOrchestrator from "./CampaignOrchestrator.js"
 import { CampaignRunner } from "./CampaignRunner.js"
+import { BatchStateMachine } from "./internal/BatchStateMachine.js"
+import * as Storage from "./internal/Storage.js"
 import { SharedLimiters } from "./SharedLimiters.js"
 import { Worker } from "./Worker.js"
 import type { WorkflowRegistry } from "./WorkflowRegistry.js"
+
+/**
+ * A database failure while a layer is built: `StorageUnavailable` when the database cannot be reached,
+ * else a defect (logged), like every other storage failure of the library.
+ */
+const decided = <A, E, R>(
+  self: Layer.Layer<A, E, R>
+): Layer.Layer<A, Exclude<E, Extract<E, SqlError>> | StorageUnavailable, R> =>
+  Layer.catchAll(self, (error: E) =>
+    Layer.unwrapEffect(
+      Effect.map(
+        Effect.flip(Storage.decide("starting effect-batch")(Effect.fail(error))),
+        Layer.fail
+      )
+    ))
 
 /**
  * The repositories over a migrated database.
@@ -34,7 +52,7 @@ import type { WorkflowRegistry } from "./WorkflowRegistry.js"
  */
 export const layerRepos: Layer.Layer<
   BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo | LimiterRepo | CampaignRepo,
-  MigrationError | SqlError,
+  MigrationError | StorageUnavailable,
   SqlClient
 > = Layer.mergeAll(
   BatchRepo.Default,
@@ -44,7 +62,7 @@ export const layerRepos: Layer.Layer<
   StepRepo.Default,
   LimiterRepo.Default,
   CampaignRepo.Default
-).pipe(Layer.provide(Migrations.layer))
+).pipe(Layer.provide(Migrations.layer), decided)
 
 /**
  * The orchestrator with its worker loop, state machine and event fan-out, and the campaign
@@ -61,13 +79,12 @@ export const layer: Layer.Layer<
   | BatchOrchestrator.BatchOrchestrator
   | Worker
   | BatchEvents
-  | BatchStateMachine
   | BatchRepo
   | ItemRepo
   | ItemReader
   | EventLog
   | SharedLimiters,
-  MigrationError | SqlError,
+  MigrationError | StorageUnavailable,
   SqlClient | Notifier | WorkflowRegistry
 > = CampaignOrchestrator.layer.pipe(
   Layer.provideMerge(CampaignRunner.DefaultWithoutDependencies),
@@ -76,7 +93,7 @@ export const layer: Layer.Layer<
   Layer.provideMerge(Worker.Default),
   Layer.provideMerge(BatchRunner.Default),
   Layer.provideMerge(SharedLimiters.Default),
-  Layer.provideMerge(BatchStateMachine.Default),
+  Layer.provide(BatchStateMachine.Default),
   Layer.provideMerge(BatchEvents.DefaultWithoutDependencies),
   Layer.provideMerge(layerRepos)
 )

@@ -18,6 +18,7 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import { BatchEvents } from "./BatchEvents.js"
 import { BatchRunner, type RunnerHandle } from "./BatchRunner.js"
+import * as Storage from "./internal/Storage.js"
 import * as LostLeases from "./Worker/LostLeases.js"
 
 /**
@@ -145,7 +146,7 @@ export class Worker extends Effect.Service<Worker>()("@effect-batch/Worker", {
           yield* kick(batchId)
         }
         return reclaimed
-      })
+      }).pipe(Storage.decide("reclaiming expired leases"))
 
     const tick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis

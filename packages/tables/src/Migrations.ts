@@ -237,6 +237,19 @@ const schemaV5 = (t: TableNames): ReadonlyArray<string> => [
   )`
 ]
 
+// How many steps of each name a batch's items have stored: progress reads this row per step name
+// instead of counting the step rows. Filled from the rows stored before it existed.
+const schemaV8 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.stepCounts} (
+    batch_id uuid NOT NULL,
+    name text NOT NULL,
+    completed int NOT NULL,
+    PRIMARY KEY (batch_id, name)
+  )`,
+  `INSERT INTO ${t.stepCounts} (batch_id, name, completed)
+    SELECT batch_id, name, count(*)::int FROM ${t.steps} GROUP BY batch_id, name`
+]
+
 /**
  * Every migration, by `<id>_<name>`.
  *
@@ -258,7 +271,8 @@ export const migrations = (t: TableNames): Record<string, Effect.Effect<void, un
   "4_steps": statements(schemaV4(t)),
   "5_limiters": statements(schemaV5(t)),
   "6_campaigns": statements(schemaV6(t)),
-  "7_lost_leases": statements(schemaV7(t))
+  "7_lost_leases": statements(schemaV7(t)),
+  "8_step_counts": statements(schemaV8(t))
 })
 
 /**

@@ -45,6 +45,7 @@ export class StepRepo extends Effect.Service<StepRepo>()("@effect-batch/StepRepo
     const sql = yield* SqlClient.SqlClient
     const t = yield* Tables
     const steps = sql(t.steps)
+    const stepCounts = sql(t.stepCounts)
 
     /** The stored steps of an item, in the order they completed. */
     const load = (batchId: Ids.BatchId, itemKey: string): Effect.Effect<ReadonlyArray<StoredStep>, SqlError> =>
@@ -65,11 +66,18 @@ export class StepRepo extends Effect.Service<StepRepo>()("@effect-batch/StepRepo
       readonly keys: ReadonlyArray<string>
       readonly step: string
     }): Effect.Effect<ReadonlyArray<{ readonly key: string; readonly discarded: ReadonlyArray<string> }>, SqlError> =>
-      sql`DELETE FROM ${steps} s USING ${steps} f
-        WHERE f.batch_id = ${options.batchId}::uuid AND f.name = ${options.step} AND f.idx = 0
-          AND f.item_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(options.keys)}::text::jsonb))
-          AND s.batch_id = f.batch_id AND s.item_key = f.item_key AND s.ord >= f.ord
-        RETURNING s.item_key AS key, s.name AS name, s.ord AS ord`.pipe(
+      sql`WITH gone AS (
+          DELETE FROM ${steps} s USING ${steps} f
+          WHERE f.batch_id = ${options.batchId}::uuid AND f.name = ${options.step} AND f.idx = 0
+            AND f.item_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(options.keys)}::text::jsonb))
+            AND s.batch_id = f.batch_id AND s.item_key = f.item_key AND s.ord >= f.ord
+          RETURNING s.item_key AS key, s.name AS name, s.ord AS ord
+        ), counted AS (
+          UPDATE ${stepCounts} c SET completed = c.completed - d.n
+          FROM (SELECT name, count(*)::int AS n FROM gone GROUP BY name) d
+          WHERE c.batch_id = ${options.batchId}::uuid AND c.name = d.name
+        )
+        SELECT key, name, ord FROM gone`.pipe(
         Effect.flatMap(decodeDiscarded),
         Effect.catchTag("ParseError", Effect.die),
         Effect.map((rows) => {
@@ -87,8 +95,8 @@ export class StepRepo extends Effect.Service<StepRepo>()("@effect-batch/StepRepo
     const countsForBatch = (
       batchId: Ids.BatchId
     ): Effect.Effect<ReadonlyArray<{ readonly step: string; readonly completed: number }>, SqlError> =>
-      sql`SELECT name AS step, count(*)::int AS completed FROM ${steps}
-        WHERE batch_id = ${batchId}::uuid GROUP BY name ORDER BY name`.pipe(
+      sql`SELECT name AS step, completed FROM ${stepCounts}
+        WHERE batch_id = ${batchId}::uuid AND completed > 0 ORDER BY name`.pipe(
         Effect.flatMap(decodeCounts),
         Effect.catchTag("ParseError", Effect.die)
       )

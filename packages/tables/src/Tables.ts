@@ -21,6 +21,8 @@ export interface TableNames {
   readonly shares: string
   /** durable step outputs of items */
   readonly steps: string
+  /** completed steps per batch and step name, kept by the statements that store and discard steps */
+  readonly stepCounts: string
   /** shared rate limiters, defined per tenant */
   readonly limiters: string
   /** the permits of shared limiters reserved by processes, and those used within the window */
@@ -62,6 +64,7 @@ export const names = (prefix: string): TableNames => {
     events: `${prefix}events`,
     shares: `${prefix}shares`,
     steps: `${prefix}steps`,
+    stepCounts: `${prefix}step_counts`,
     limiters: `${prefix}limiters`,
     permits: `${prefix}permits`,
     limiterUsers: `${prefix}limiter_users`,

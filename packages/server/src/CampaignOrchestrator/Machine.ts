@@ -17,13 +17,15 @@ import * as Schedule from "effect/Schedule"
 import type { CampaignEvents } from "../CampaignEvents.js"
 import type { CampaignRunner } from "../CampaignRunner.js"
 
-/** The errors of a campaign command. */
-export type CommandError =
+/** The errors of a campaign command, once storage failures are decided. */
+export type DecidedError =
   | CampaignErrors.CampaignNotFound
   | Errors.InvalidTransition
   | Errors.VersionConflict
   | Errors.StorageUnavailable
-  | SqlError
+
+/** The errors of a campaign command inside the machine. */
+export type CommandError = DecidedError | SqlError
 
 export const make = (deps: {
   readonly sql: SqlClient.SqlClient

@@ -4,9 +4,7 @@
  *
  * @since 0.1.0
  */
-import { CampaignEvent, Ids, SharedLimiter } from "@effect-batch/domain"
-import { Database } from "@effect-batch/tables"
-import * as Config from "effect/Config"
+import { CampaignEvent, Ids } from "@effect-batch/domain"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
@@ -14,29 +12,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { BatchOrchestrator } from "../BatchOrchestrator.js"
 import { CampaignOrchestrator } from "../CampaignOrchestrator.js"
 import * as Demo from "../Demo.js"
-import * as EffectBatch from "../EffectBatch.js"
 import * as Http from "../Http.js"
-import * as Dashboard from "../Http/Dashboard.js"
-import * as SharedLimiters from "../SharedLimiters.js"
-import * as Worker from "../Worker.js"
-import * as WorkflowRegistry from "../WorkflowRegistry.js"
+import * as Server from "../Server.js"
 import * as CampaignWatch from "./CampaignWatch.js"
 import * as Tokens from "./Tokens.js"
 import * as Watch from "./Watch.js"
 import * as Workflows from "./Workflows.js"
-
-/**
- * The interface `serve` and `demo` listen on unless `--host` says otherwise: this machine only.
- *
- * @since 0.1.0
- */
-export const defaultHost = "127.0.0.1"
 
 /**
  * Where to listen.
@@ -47,27 +33,6 @@ export interface Listen {
   readonly port: number
   readonly host: string
 }
-
-/**
- * The variable that defines shared rate limiters at start, as JSON by tenant and name:
- * `{"acme":{"anthropic":{"limit":10,"interval":"1 minute"}}}`.
- *
- * @since 0.4.0
- */
-export const limitersVar = "EFFECT_BATCH_LIMITERS"
-
-const decodeDefinitions = Schema.decodeUnknown(Schema.parseJson(SharedLimiter.Definitions))
-
-/** The shared limiters the environment defines (none when the variable is unset). */
-const limiterDefinitions = Effect.flatMap(
-  Config.option(Config.string(limitersVar)),
-  (text) =>
-    Option.isNone(text) ? Effect.succeed({}) : decodeDefinitions(text.value).pipe(
-      Effect.mapError((error) =>
-        ConfigError.InvalidData([limitersVar], `${limitersVar}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
-      )
-    )
-)
 
 /** The dashboard's address: with the demo token when it is the one accepted; a configured one is never shown. */
 const dashboardUrl = (url: string, demo: boolean) =>
@@ -86,23 +51,22 @@ export interface Resolved extends Listen {
 
 /**
  * The server (with the dashboard at `/`) with the given workflows registered, on the database of the
- * environment.
+ * environment: `Server.layer` with the shared limiters and HTTP limits of the environment.
  *
  * @since 0.1.0
  */
 export const layer = (options: Resolved) =>
   Layer.unwrapEffect(
-    Effect.map(limiterDefinitions, (definitions) =>
-      Http.layer({ port: options.port, host: options.host, routes: Dashboard.layer }).pipe(
-        Layer.provideMerge(SharedLimiters.layerDefinitions(definitions).pipe(Layer.provideMerge(EffectBatch.layer))),
-        Layer.provide(Http.layerAuth(options.tokens.tokens)),
-        Layer.provide(WorkflowRegistry.layer(...options.workflows.map((loaded) =>
-          loaded.workflow
-        ))),
-        Layer.provide(Worker.layerConfig({ drainTimeout: options.drainTimeout })),
-        Layer.provide(Database.layer),
-        Layer.provideMerge(Layer.succeed(AcceptsDemoToken, options.tokens.demo))
-      ))
+    Effect.map(Effect.all({ limiters: Server.limiters, http: Server.httpLimits }), ({ http, limiters }) =>
+      Server.layer({
+        workflows: options.workflows.map((loaded) => loaded.workflow),
+        port: options.port,
+        host: options.host,
+        tokens: options.tokens.tokens,
+        limiters,
+        drainTimeout: options.drainTimeout,
+        http
+      }).pipe(Layer.provideMerge(Layer.succeed(AcceptsDemoToken, options.tokens.demo))))
   )
 
 /** Whether the server accepts the demo's token (no token is configured and it runs as a demo). */

@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as AttemptMetrics from "../internal/AttemptMetrics.js"
+import * as Storage from "../internal/Storage.js"
 import { Worker } from "../Worker.js"
 import { type Family, fromSnapshot, render } from "./Metrics/Exposition.js"
 import { OpenStreams } from "./OpenStreams.js"
@@ -148,7 +149,7 @@ export const collect = Effect.gen(function*() {
     }
   ]
   return render([...families, ...fromSnapshot(registry, AttemptMetrics.prefix)])
-})
+}).pipe(Storage.decide("collecting the metrics"))
 
 /**
  * The metrics route.
@@ -172,11 +173,7 @@ export const layer: Layer.Layer<
             headers: { "cache-control": "no-store" }
           })
         ),
-        Effect.catchTag("SqlError", (error) =>
-          Effect.zipRight(
-            Effect.logWarning("metrics: the database failed", error),
-            Effect.succeed(HttpServerResponse.empty({ status: 503 }))
-          )),
+        Effect.catchTag("StorageUnavailable", () => Effect.succeed(HttpServerResponse.empty({ status: 503 }))),
         Effect.provide(context)
       )
     )

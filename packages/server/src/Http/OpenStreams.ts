@@ -8,12 +8,12 @@
  */
 import { Errors, type Ids } from "@effect-batch/domain"
 import { StreamRepo } from "@effect-batch/tables/StreamRepo"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Storage from "../internal/Storage.js"
 import { HttpConfig } from "./Config.js"
 
 /**
@@ -66,7 +66,7 @@ export class OpenStreams extends Effect.Service<OpenStreams>()("@effect-batch/Op
     const acquire = (
       tenant: Ids.TenantId,
       transport: Transport
-    ): Effect.Effect<void, Errors.LimitExceeded | SqlError, Scope.Scope> =>
+    ): Effect.Effect<void, Errors.LimitExceeded | Errors.StorageUnavailable, Scope.Scope> =>
       Effect.acquireRelease(
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const count = change(tenant, transport, 1)
@@ -84,7 +84,7 @@ export class OpenStreams extends Effect.Service<OpenStreams>()("@effect-batch/Op
             ),
             Effect.flatMap((admitted) => admitted ? Effect.void : Effect.fail(limitExceeded))
           )
-        }),
+        }).pipe(Storage.decide("admitting a stream")),
         () =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const count = change(tenant, transport, -1)

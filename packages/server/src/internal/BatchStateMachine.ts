@@ -16,7 +16,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
-import { BatchEvents } from "./BatchEvents.js"
+import { BatchEvents } from "../BatchEvents.js"
 
 /**
  * What a command needs besides the state change itself.

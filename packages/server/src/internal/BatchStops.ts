@@ -12,7 +12,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { BatchStateMachine } from "../BatchStateMachine.js"
+import type { BatchStateMachine } from "./BatchStateMachine.js"
 import type { Decided } from "./Decide.js"
 
 /** How recorded outcomes stop a batch. */

@@ -137,6 +137,10 @@ export const commit = (t: TableNames): string =>
           ok.attempt, COALESCE(ok.output, 'null'::jsonb), p_now
         FROM ok
         ON CONFLICT (batch_id, item_key, name, idx) DO NOTHING
+      ), counted AS (
+        INSERT INTO ${t.stepCounts} AS c (batch_id, name, completed)
+        SELECT p_batch, ok.name, count(*)::int FROM ok GROUP BY ok.name
+        ON CONFLICT (batch_id, name) DO UPDATE SET completed = c.completed + EXCLUDED.completed
       )
       SELECT COALESCE(array_agg(ok.idx), '{}') INTO v_steps FROM ok;
     END IF;
