@@ -252,7 +252,7 @@ for (const [name, db] of TestDatabase.databases) {
           assert.deepStrictEqual(result?.output, { mentions: 3, entities: 3, pairs: 3 })
           assert.deepStrictEqual((yield* o.get(caller, batch.id)).counts.succeeded, 1)
           // the discarded steps left the counts and the rerun's came back: one of each, not two
-          assert.deepStrictEqual((yield* o.progress(caller, batch.id)).steps.byStep, [
+          assert.deepStrictEqual((yield* o.progress(caller, batch.id)).steps?.byStep, [
             { step: "mentions", completed: 1 },
             { step: "entities", completed: 1 },
             { step: "relations", completed: 1 }

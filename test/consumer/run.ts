@@ -143,6 +143,8 @@ const main = () => {
 
   step("build")
   run("bun", ["run", "clean"], repo)
+  // what an earlier build left that the build info no longer lists (a moved module) would be packed too
+  for (const name of packages) Fs.rmSync(Path.join(repo, "packages", name, "dist"), { recursive: true, force: true })
   run("bun", ["run", "build"], repo)
 
   step("pack")

@@ -15,8 +15,6 @@ import type { Notifier } from "@effect-batch/tables/Notifier"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
 import type { MigrationError } from "@effect/sql/Migrator"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { BatchEvents } from "./BatchEvents.js"
 import * as BatchOrchestrator from "./BatchOrchestrator.js"
@@ -29,21 +27,6 @@ import * as Storage from "./internal/Storage.js"
 import { SharedLimiters } from "./SharedLimiters.js"
 import { Worker } from "./Worker.js"
 import type { WorkflowRegistry } from "./WorkflowRegistry.js"
-
-/**
- * A database failure while a layer is built: `StorageUnavailable` when the database cannot be reached,
- * else a defect (logged), like every other storage failure of the library.
- */
-const decided = <A, E, R>(
-  self: Layer.Layer<A, E, R>
-): Layer.Layer<A, Exclude<E, Extract<E, SqlError>> | StorageUnavailable, R> =>
-  Layer.catchAll(self, (error: E) =>
-    Layer.unwrapEffect(
-      Effect.map(
-        Effect.flip(Storage.decide("starting effect-batch")(Effect.fail(error))),
-        Layer.fail
-      )
-    ))
 
 /**
  * The repositories over a migrated database.
@@ -62,7 +45,7 @@ export const layerRepos: Layer.Layer<
   StepRepo.Default,
   LimiterRepo.Default,
   CampaignRepo.Default
-).pipe(Layer.provide(Migrations.layer), decided)
+).pipe(Layer.provide(Migrations.layer), Storage.decideLayer)
 
 /**
  * The orchestrator with its worker loop, state machine and event fan-out, and the campaign

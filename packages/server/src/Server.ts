@@ -14,10 +14,6 @@
  * | `EFFECT_BATCH_LOG_FORMAT`, `EFFECT_BATCH_LOG_LEVEL`, `OTEL_EXPORTER_OTLP_ENDPOINT` | logs and traces | see `Observability` |
  *
  * ```ts
- * import { Server } from "@effect-batch/server"
- * import { NodeRuntime } from "@effect/platform-node"
- * import { Layer } from "effect"
- *
  * Layer.launch(Server.layerConfig([WordCount])).pipe(NodeRuntime.runMain)
  * ```
  *
@@ -40,6 +36,7 @@ import * as Http from "./Http.js"
 import type * as Auth from "./Http/Auth.js"
 import type * as HttpConfig from "./Http/Config.js"
 import * as Dashboard from "./Http/Dashboard.js"
+import * as Storage from "./internal/Storage.js"
 import * as Observability from "./Observability.js"
 import * as SharedLimiters from "./SharedLimiters.js"
 import * as Worker from "./Worker.js"
@@ -160,7 +157,7 @@ export const layer = <const Ws extends ReadonlyArray<WorkflowRegistry.AnyWorkflo
     Layer.provide(Worker.layerConfig(
       options.drainTimeout === undefined ? {} : { drainTimeout: Duration.decode(options.drainTimeout) }
     )),
-    Layer.provide(Database.layer)
+    Layer.provide(Storage.decideLayer(Database.layer))
   )
 
 /**

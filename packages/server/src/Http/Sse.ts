@@ -63,17 +63,41 @@ const heartbeatLine = utf8.encode(": heartbeat\n\n")
  * How events of `schema` are written as SSE bytes: `id:` the sequence, `event:` the tag, `data:` the
  * encoded event. Encoding a decoded event cannot fail; if it did, that is a defect.
  *
+ * A live event reaches every subscriber of its batch as the same object, so its frame is encoded
+ * once and kept with the object for as long as the object lives.
+ *
  * @since 0.4.0
  */
 export const frames = <A extends { readonly _tag: string; readonly seq: number }, I>(schema: Schema.Schema<A, I>) => {
   const encode = Schema.encodeSync(schema)
-  return (event: A): Uint8Array =>
-    utf8.encode(Sse.encoder.write({
+  const encoded = new WeakMap<A, Uint8Array>()
+  return (event: A): Uint8Array => {
+    const cached = encoded.get(event)
+    if (cached !== undefined) return cached
+    const frame = utf8.encode(Sse.encoder.write({
       _tag: "Event",
       event: event._tag,
       id: String(event.seq),
       data: JSON.stringify(encode(event))
     }))
+    encoded.set(event, frame)
+    return frame
+  }
+}
+
+/** What a client's buffer holds, as one buffer: one write to the socket instead of one per frame. */
+const joined = (chunk: Chunk.Chunk<Uint8Array>): Chunk.Chunk<Uint8Array> => {
+  if (chunk.length <= 1) return chunk
+  const parts = Chunk.toReadonlyArray(chunk)
+  let size = 0
+  for (const part of parts) size += part.length
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return Chunk.of(out)
 }
 
 const toFrame = frames(BatchEvent.BatchEvent)
@@ -159,7 +183,7 @@ export const bodyWith = <A, E>(
       Effect.ensuring(mailbox.end),
       Effect.forkScoped
     )
-    return Stream.concat(Stream.succeed(opening), Mailbox.toStream(mailbox))
+    return Stream.concat(Stream.succeed(opening), Mailbox.toStream(mailbox).pipe(Stream.mapChunks(joined)))
   })
 
 /**

@@ -1,6 +1,7 @@
 import { Errors } from "@effect-batch/domain"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 
@@ -51,3 +52,13 @@ export const decideStream = (what: string) =>
 <A, E, R>(
   stream: Stream.Stream<A, E, R>
 ) => Stream.catchAll(stream, (error: E) => Stream.fromEffect(decide(what)(Effect.fail(error))))
+
+/** `decide` for a layer: a database failure while it is built is `StorageUnavailable` or a defect. */
+export const decideLayer = <A, E, R>(
+  self: Layer.Layer<A, E, R>
+): Layer.Layer<A, Exclude<E, Extract<E, SqlError>> | Errors.StorageUnavailable, R> =>
+  Layer.catchAll(
+    self,
+    (error: E) =>
+      Layer.unwrapEffect(Effect.map(Effect.flip(decide("starting effect-batch")(Effect.fail(error))), Layer.fail))
+  )
