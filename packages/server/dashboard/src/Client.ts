@@ -127,9 +127,9 @@ export type Answer<T extends RpcTag> = T extends RpcTag ? Rpc.SuccessExitEncoded
 let nextRequestId = 1
 
 /**
- * Calls one RPC: POSTs one NDJSON request line and reads the NDJSON answer: "Chunk" lines (the values
- * of a streaming RPC), then one "Exit" line (Success with the value, or Failure with an encoded Cause);
- * a "Defect" line is a protocol failure. Resolves to the value.
+ * Calls one RPC: POSTs one NDJSON request line and reads the NDJSON answer: one "Exit" line (Success
+ * with the value, or Failure with an encoded Cause); a "Defect" line is a protocol failure. Resolves to
+ * the value. The page calls no streaming RPC (it follows events over SSE), so "Chunk" lines are skipped.
  */
 export const rpc = <T extends RpcTag>(
   tag: T,

@@ -71,8 +71,8 @@ export const readScript: Effect.Effect<string> = Effect.try({
   try: () => Fs.readFileSync(scriptFile, "utf8"),
   catch: (cause) =>
     new Error(
-      `The dashboard's script ${scriptFile} cannot be read: build it with \`bun run build\` ` +
-        `(or \`node --import tsx scripts/dashboard.ts\` in packages/server)`,
+      `The dashboard's script ${scriptFile} cannot be read: build it with \`bun run build\` or \`bun run dashboard\` ` +
+        `(\`node --import tsx scripts/dashboard.ts\` in packages/server)`,
       { cause }
     )
 }).pipe(Effect.orDie)
