@@ -1,58 +1,22 @@
 /**
  * The batch list (polled), the batch view (followed over SSE), the address's routing to a batch or a
- * campaign, and the start-up. Every server string goes through `textContent` (the `h` helper of
- * `Client.ts`), and handlers are attached with `addEventListener`.
+ * campaign, and the start-up (the batch view's numbers are in `BatchView.ts`). Every server string goes
+ * through `textContent` (the `h` helper of `Dom.ts`), and handlers are attached with `addEventListener`.
  *
  * @since 0.5.0
  */
 import type { BatchEvent } from "@effect-batch/domain"
 import * as Tags from "@effect-batch/domain/Tags"
+import { batchAllows, isBatchAction, isTerminal, renderBatch } from "./BatchView.js"
 import { campaignOf, campaignUi, closeCampaign, openCampaign } from "./Campaigns.js"
-import type { Answer, Counts, Status } from "./Client.js"
-import {
-  $,
-  absurd,
-  auth,
-  badge,
-  barOf,
-  clear,
-  describeError,
-  followEvents,
-  forgetToken,
-  formatDuration,
-  formatItemError,
-  formatMs,
-  formatTime,
-  h,
-  percent,
-  renderBar,
-  renderList,
-  rpc,
-  RpcError,
-  setText,
-  setTitle,
-  settled,
-  stateLabels,
-  storeToken,
-  total
-} from "./Client.js"
-import type { BatchAction, ItemView } from "./Controls.js"
-import {
-  batchCommands,
-  command,
-  enableButtons,
-  loadItems,
-  onEvent,
-  retryFailed,
-  scheduleRefresh,
-  setFilter,
-  wireButtons
-} from "./Controls.js"
+import type { Answer, Status } from "./Client.js"
+import { auth, describeError, followEvents, forgetToken, rpc, RpcError, storeToken } from "./Client.js"
+import type { ItemView } from "./Controls.js"
+import { command, loadItems, onEvent, retryFailed, scheduleRefresh, setFilter, wireButtons } from "./Controls.js"
+import { $, badge, barOf, clear, formatTime, h, renderList, setText, settled, stateLabels, total } from "./Dom.js"
 
 /** A batch as the server encodes it. */
 export type BatchView = Answer<"GetBatch">
-type Progress = Answer<"GetProgress">
-type BatchState = BatchView["state"]
 
 /** The state of the batch list and the open batch. */
 export const ui: {
@@ -80,23 +44,6 @@ export const ui: {
   started: false,
   stepsPerItem: 0
 }
-
-type Action = BatchAction | "retry"
-
-/** The command each button (its `data-action`) runs. */
-const actionCommands: { readonly [K in Action]: Tags.BatchCommand } = { ...batchCommands, retry: "RetryFailed" }
-
-const isAction = (action: string): action is Action => Object.hasOwn(actionCommands, action)
-
-const isBatchAction = (action: string): action is BatchAction => Object.hasOwn(batchCommands, action)
-
-const terminal: ReadonlySet<string> = new Set(Tags.batchTerminalStates)
-
-/** Whether the batch state ends its event stream. */
-export const isTerminal = (state: BatchState): boolean => terminal.has(state._tag)
-
-const batchAllows = (action: string): boolean =>
-  ui.batch !== null && isAction(action) && Tags.batchAllowed[ui.batch.state._tag].includes(actionCommands[action])
 
 const showAuth = (message: string): void => {
   $("auth").hidden = false
@@ -255,108 +202,6 @@ export const refreshBatch = (): Promise<void> => {
     ui.batch = b
     renderBatch(b, p)
   }, failed)
-}
-
-const byActor = (s: { readonly actor: string; readonly note: string }): string =>
-  "by " + s.actor + (s.note ? ": " + s.note : "")
-
-const describeState = (s: BatchState): string => {
-  switch (s._tag) {
-    case "Pending":
-      return ""
-    case "Running":
-      return "round " + s.round + ", since " + formatTime(s.since)
-    case "Paused": {
-      const r = s.reason
-      switch (r._tag) {
-        case "PausedByUser":
-          return "by " + r.actor + (r.note ? ": " + r.note : "")
-        case "CircuitBreakerOpen":
-          return "circuit breaker: " + r.consecutiveFailures + " consecutive failures"
-        default:
-          return absurd(r)
-      }
-    }
-    case "AwaitingReview":
-      return "waiting for a person to approve or reject"
-    case "Completed":
-      return s.approvedBy ? "approved by " + s.approvedBy : ""
-    case "Failed": {
-      const f = s.reason
-      switch (f._tag) {
-        case "ItemFailedFinally":
-          return "item " + f.itemKey + " failed: " + formatItemError(f.error)
-        case "ErrorBudgetExceeded":
-          return "error budget exceeded: " + f.failed + " of " + f.settled + " failed"
-        default:
-          return absurd(f)
-      }
-    }
-    case "Cancelled":
-    case "Rejected":
-      return byActor(s)
-    default:
-      return absurd(s)
-  }
-}
-
-const renderBatch = (b: BatchView, p: Progress): void => {
-  setTitle("batch", b.workflow, b.id, b.state._tag)
-  setText("batch-detail", describeState(b.state))
-  renderBar($("batch-bar"), b.counts)
-  const n = total(b.counts)
-  const done = settled(b.counts)
-  setText("settled", String(done))
-  setText("total", String(n))
-  setText("percent", percent(done, n))
-  setText("throughput", p.itemsPerSecond.toFixed(1) + " items/s")
-  const steps = p.steps
-  ui.stepsPerItem = steps !== undefined && steps.declared !== undefined && n > 0 ? steps.declared / n : 0
-  setText(
-    "steps",
-    steps === undefined ? "–" : steps.completed + (steps.declared === undefined ? "" : " / " + steps.declared)
-  )
-  // the stage breakdown: completed items per durable step, in the declared order
-  setText(
-    "stages",
-    steps === undefined ? "" : steps.byStep.map((s) => s.step + " " + s.completed + (ui.stepsPerItem ? " / " + n : ""))
-      .join(" · ")
-  )
-  setText("eta", isTerminal(b.state) || b.state._tag === "AwaitingReview" ? "done" : formatDuration(p.etaSeconds))
-  setText("latency", formatMs(p.p50Ms) + " / " + formatMs(p.p95Ms))
-  setText("round", "round" in b.state ? String(b.state.round) : "–")
-  renderCounts(b.counts)
-  enableButtons("action", batchAllows)
-  const errors = $("errors")
-  clear(errors)
-  for (const e of p.latestErrors) {
-    errors.appendChild(
-      h(
-        "li",
-        null,
-        h("span", { className: "tag" }, e.itemKey),
-        "attempt " + e.attempt + " · " + formatItemError(e.error)
-      )
-    )
-  }
-  if (p.latestErrors.length === 0) errors.appendChild(h("li", { className: "muted" }, "none"))
-}
-
-/** Renders the count tiles, each a filter of the item table. */
-export const renderCounts = (counts: Counts): void => {
-  const el = $("counts")
-  clear(el)
-  for (const field of Tags.itemCountFields) {
-    const state = Tags.itemCountStates[field]
-    const tile = h(
-      "button",
-      { className: "count c-" + field + (ui.filter === state ? " active" : "") },
-      h("strong", null, String(counts[field])),
-      h("span", null, stateLabels[field])
-    )
-    tile.addEventListener("click", () => setFilter(ui.filter === state ? "" : state))
-    el.appendChild(tile)
-  }
 }
 
 /* ---- start ---- */

@@ -10,9 +10,10 @@ import * as Tags from "@effect-batch/domain/Tags"
 import { failedIn, sayIn } from "./App.js"
 import { campaignUi, concurrencyOf, refreshCampaign } from "./Campaigns.js"
 import type { Answer, RpcTag } from "./Client.js"
-import { $, rpc } from "./Client.js"
+import { rpc } from "./Client.js"
 import type { Question } from "./Controls.js"
 import { askThen, confirmRedrive, enableButtons, plural, wireButtons } from "./Controls.js"
+import { $ } from "./Dom.js"
 
 /** The commands of the campaign view that take a note, and the RPC each calls. */
 const noted = {

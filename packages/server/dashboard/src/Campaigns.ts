@@ -15,13 +15,14 @@ import * as Tags from "@effect-batch/domain/Tags"
 import { closeBatch, failedIn, markSelected, sayIn, selectBatch, showLive, ui } from "./App.js"
 import { enableCampaignActions } from "./CampaignControls.js"
 import type { Answer } from "./Client.js"
+import { followEvents, rpc } from "./Client.js"
+import { feedLine } from "./Controls.js"
 import {
   $,
   absurd,
   badge,
   barOf,
   clear,
-  followEvents,
   formatDuration,
   formatTime,
   h,
@@ -29,13 +30,11 @@ import {
   renderBar,
   renderList,
   renderSegments,
-  rpc,
   setText,
   setTitle,
   settled,
   total
-} from "./Client.js"
-import { feedLine } from "./Controls.js"
+} from "./Dom.js"
 
 /** A campaign as the server encodes it. */
 export type CampaignView = Answer<"GetCampaign">

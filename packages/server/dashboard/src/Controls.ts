@@ -7,9 +7,11 @@
  */
 import type { BatchEvent } from "@effect-batch/domain"
 import type * as Tags from "@effect-batch/domain/Tags"
-import { failed, followBatch, refreshBatch, renderCounts, say, ui } from "./App.js"
+import { failed, followBatch, refreshBatch, say, ui } from "./App.js"
+import { renderCounts } from "./BatchView.js"
 import type { Answer } from "./Client.js"
-import { $, absurd, badge, clear, formatItemError, formatMs, formatTime, h, rpc, setText } from "./Client.js"
+import { rpc } from "./Client.js"
+import { $, absurd, badge, clear, formatItemError, formatMs, formatTime, h, setText } from "./Dom.js"
 
 /** An item as the item table shows it. */
 export type ItemView = Answer<"ListItems">["items"][number]

@@ -7,7 +7,8 @@
  */
 import { ui } from "./App.js"
 import type { Answer } from "./Client.js"
-import { $, h, rpc } from "./Client.js"
+import { rpc } from "./Client.js"
+import { $, h } from "./Dom.js"
 
 type Limiter = Answer<"ListLimiters">[number]
 
