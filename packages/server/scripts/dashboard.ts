@@ -32,5 +32,5 @@ export const build = async (): Promise<number> => {
 
 if (process.argv[1] !== undefined && Url.pathToFileURL(process.argv[1]).href === import.meta.url) {
   const bytes = await build()
-  console.log(`dashboard: ${outfile} (${bytes} bytes)`)
+  process.stderr.write(`dashboard: ${outfile} (${bytes} bytes)\n`)
 }

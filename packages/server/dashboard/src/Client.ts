@@ -129,6 +129,8 @@ let nextRequestId = 1
  * Calls one RPC: POSTs one NDJSON request line and reads the NDJSON answer: one "Exit" line (Success
  * with the value, or Failure with an encoded Cause); a "Defect" line is a protocol failure. Resolves to
  * the value. The page calls no streaming RPC (it follows events over SSE), so "Chunk" lines are skipped.
+ * The value is taken as the server's encoding of the RPC's success, not decoded: the bundle carries no
+ * Schema, and the server encodes it with the contract these types come from.
  */
 export const rpc = <T extends RpcTag>(
   tag: T,
@@ -180,7 +182,7 @@ export type Status = "open" | "retrying" | "closed"
 /**
  * Follows an event stream (the route at path, e.g. "/batches/ID/events") from sequence `after`,
  * listening to the event names in tags; the browser reconnects by itself with Last-Event-ID.
- * `onEvent` gets each parsed event (the server's encoded event of one of those names).
+ * `onEvent` gets each parsed event, taken (not decoded) as the server's encoding of an event.
  */
 export const followEvents = <E>(
   path: string,
