@@ -2,7 +2,17 @@ import * as effectEslint from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/build/**", "**/dist/**", "bench/.build/**", "**/node_modules/**", ".effect-batch/**", "docs/**"] },
+  {
+    ignores: [
+      "**/build/**",
+      "**/dist/**",
+      "bench/.build/**",
+      "**/node_modules/**",
+      ".effect-batch/**",
+      "docs/**",
+      "packages/server/dashboard/app.js"
+    ]
+  },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],

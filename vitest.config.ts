@@ -7,6 +7,8 @@ const conditions = ["@effect-batch/source", "node", "development|production"]
 export default defineConfig({
   ssr: { resolve: { conditions } },
   test: {
+    // bundles the dashboard's script (`packages/server/dashboard/app.js`) once, before any test file
+    globalSetup: ["test/support/DashboardScript.ts"],
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/build/**"],
     testTimeout: 60_000,

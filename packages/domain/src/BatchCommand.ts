@@ -8,6 +8,7 @@ import { ConfigPatch } from "./BatchConfig.js"
 import { FailureReason, PauseReason } from "./BatchState.js"
 import { Actor, Note } from "./Ids.js"
 import { Summary } from "./Summary.js"
+import * as Tags from "./Tags.js"
 
 const at = Schema.DateTimeUtc
 
@@ -73,16 +74,4 @@ export type Tag = BatchCommand["_tag"]
  *
  * @since 0.1.0
  */
-export const tags: ReadonlyArray<Tag> = [
-  "Start",
-  "Pause",
-  "Resume",
-  "Cancel",
-  "Settle",
-  "Approve",
-  "Reject",
-  "RetryFailed",
-  "NextRound",
-  "Fail",
-  "UpdateConfig"
-]
+export const tags: ReadonlyArray<Tag> = Tags.batchCommands satisfies Tags.Every<Tag, typeof Tags.batchCommands>

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { BatchConfig, ConfigPatch, LimiterName } from "./BatchConfig.js"
 import { FailureReason, PauseReason } from "./BatchState.js"
@@ -11,6 +10,7 @@ import { DurationString } from "./Duration.js"
 import { Actor, BatchId, ItemKey, Note, Sequence, WorkflowName } from "./Ids.js"
 import { ItemError } from "./ItemError.js"
 import { Summary } from "./Summary.js"
+import * as Tags from "./Tags.js"
 
 const common = {
   batchId: BatchId,
@@ -192,39 +192,12 @@ export type Encoded = typeof BatchEvent.Encoded
  */
 export type Tag = BatchEvent["_tag"]
 
-// a record, so that an event added to the union and not here (or the reverse) is a compile error
-const tagRecord: { readonly [K in Tag]: null } = {
-  BatchCreated: null,
-  BatchStarted: null,
-  BatchPaused: null,
-  BatchResumed: null,
-  ReviewRequested: null,
-  BatchApproved: null,
-  BatchRejected: null,
-  BatchCompleted: null,
-  BatchFailed: null,
-  BatchCancelled: null,
-  BatchRedriven: null,
-  ConfigChanged: null,
-  ItemStarted: null,
-  ItemSucceeded: null,
-  ItemFailed: null,
-  ItemRetryScheduled: null,
-  ItemTimedOut: null,
-  StepCompleted: null,
-  StepsDiscarded: null,
-  ItemQuarantined: null,
-  ItemReleased: null,
-  ItemSkipped: null,
-  Throttled: null
-}
-
 /**
  * Every event tag, in the union's order.
  *
  * @since 0.3.0
  */
-export const tags: ReadonlyArray<Tag> = Record.keys(tagRecord)
+export const tags: ReadonlyArray<Tag> = Tags.batchEvents satisfies Tags.Every<Tag, typeof Tags.batchEvents>
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
@@ -240,7 +213,7 @@ export type Draft = DistributiveOmit<BatchEvent, "batchId" | "seq" | "at">
  *
  * @since 0.1.0
  */
-export const terminalTags: ReadonlyArray<Tag> = ["BatchCompleted", "BatchFailed", "BatchCancelled", "BatchRejected"]
+export const terminalTags: ReadonlyArray<Tag> = Tags.batchTerminalEvents
 
 /**
  * Whether an event ends the batch's event stream.

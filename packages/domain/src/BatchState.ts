@@ -7,6 +7,7 @@ import * as Schema from "effect/Schema"
 import { Actor, ItemKey, Note } from "./Ids.js"
 import { ItemError } from "./ItemError.js"
 import { Summary } from "./Summary.js"
+import * as Tags from "./Tags.js"
 
 /**
  * Why a batch is paused.
@@ -172,14 +173,7 @@ export type BatchState = typeof BatchState.Type
  * @since 0.1.0
  */
 export const Tag = Schema.Literal(
-  "Pending",
-  "Running",
-  "Paused",
-  "AwaitingReview",
-  "Completed",
-  "Failed",
-  "Cancelled",
-  "Rejected"
+  ...Tags.batchStates satisfies Tags.Every<BatchState["_tag"], typeof Tags.batchStates>
 )
 /** @since 0.1.0 */
 export type Tag = BatchState["_tag"]
@@ -196,7 +190,7 @@ export const isDispatching = (tag: Tag): boolean => tag === "Running"
  *
  * @since 0.1.0
  */
-export const terminalTags: ReadonlyArray<Tag> = ["Completed", "Failed", "Cancelled", "Rejected"]
+export const terminalTags: ReadonlyArray<Tag> = Tags.batchTerminalStates
 
 /**
  * Whether a state is terminal (nothing happens until a person redrives it, or ever, for Cancelled).
@@ -210,4 +204,4 @@ export const isTerminal = (state: BatchState): boolean => terminalTags.includes(
  *
  * @since 0.4.0
  */
-export const settledTags: ReadonlyArray<Tag> = ["Completed", "Failed", "Rejected"]
+export const settledTags: ReadonlyArray<Tag> = Tags.batchSettledStates

@@ -7,6 +7,7 @@ import * as Schema from "effect/Schema"
 import { CampaignPatch } from "./CampaignConfig.js"
 import { CampaignFailureReason, CampaignSummary } from "./CampaignState.js"
 import { Actor, Note } from "./Ids.js"
+import * as Tags from "./Tags.js"
 
 const at = Schema.DateTimeUtc
 const Count = Schema.NonNegativeInt
@@ -72,3 +73,10 @@ export const CampaignCommand = Schema.Union(
 export type CampaignCommand = typeof CampaignCommand.Type
 /** @since 0.4.0 */
 export type Tag = CampaignCommand["_tag"]
+
+/**
+ * Every command tag.
+ *
+ * @since 0.5.0
+ */
+export const tags: ReadonlyArray<Tag> = Tags.campaignCommands satisfies Tags.Every<Tag, typeof Tags.campaignCommands>

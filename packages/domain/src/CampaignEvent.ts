@@ -3,7 +3,6 @@
  *
  * @since 0.4.0
  */
-import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { Tag as BatchStateTag } from "./BatchState.js"
 import { CampaignConfig, CampaignPatch } from "./CampaignConfig.js"
@@ -12,6 +11,7 @@ import { CampaignFailureReason, CampaignSummary } from "./CampaignState.js"
 import { Actor, BatchId, Note, Sequence, WorkflowName } from "./Ids.js"
 import { ItemCounts } from "./ItemCounts.js"
 import { Summary } from "./Summary.js"
+import * as Tags from "./Tags.js"
 
 const common = { campaignId: CampaignId, seq: Sequence, at: Schema.DateTimeUtc }
 const Round = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
@@ -132,36 +132,23 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
  */
 export type Draft = DistributiveOmit<CampaignEvent, "campaignId" | "seq" | "at">
 
-const terminal: { readonly [K in Tag]: boolean } = {
-  CampaignCreated: false,
-  CampaignStarted: false,
-  CampaignBatchStarted: false,
-  CampaignBatchSettled: false,
-  CampaignProgress: false,
-  CampaignPaused: false,
-  CampaignResumed: false,
-  CampaignReviewRequested: false,
-  CampaignApproved: false,
-  CampaignRejected: true,
-  CampaignCompleted: true,
-  CampaignFailed: true,
-  CampaignCancelled: true,
-  CampaignRedriven: false,
-  CampaignItemsReleased: false,
-  CampaignConfigChanged: false
-}
-
 /**
  * Every event tag.
  *
  * @since 0.4.0
  */
-export const tags: ReadonlyArray<Tag> = Record.keys(terminal)
+export const tags: ReadonlyArray<Tag> = Tags.campaignEvents satisfies Tags.Every<Tag, typeof Tags.campaignEvents>
+
+/**
+ * Events that end a campaign's event stream.
+ *
+ * @since 0.5.0
+ */
+export const terminalTags: ReadonlyArray<Tag> = Tags.campaignTerminalEvents
 
 /**
  * Whether an event ends the campaign's event stream.
  *
  * @since 0.4.0
  */
-export const isTerminal = (event: { readonly _tag: string }): boolean =>
-  tags.some((tag) => tag === event._tag && terminal[tag])
+export const isTerminal = (event: { readonly _tag: string }): boolean => terminalTags.some((tag) => tag === event._tag)

@@ -3,10 +3,10 @@
  *
  * @since 0.4.0
  */
-import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { Actor, Note } from "./Ids.js"
 import { Summary } from "./Summary.js"
+import * as Tags from "./Tags.js"
 
 const Round = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 const Count = Schema.NonNegativeInt
@@ -169,44 +169,28 @@ export type CampaignState = typeof CampaignState.Type
  * @since 0.4.0
  */
 export const Tag = Schema.Literal(
-  "Running",
-  "Paused",
-  "AwaitingReview",
-  "Completed",
-  "Failed",
-  "Cancelled",
-  "Rejected"
+  ...Tags.campaignStates satisfies Tags.Every<CampaignState["_tag"], typeof Tags.campaignStates>
 )
 /** @since 0.4.0 */
 export type Tag = CampaignState["_tag"]
-
-const terminal: { readonly [K in Tag]: boolean } = {
-  Running: false,
-  Paused: false,
-  AwaitingReview: false,
-  Completed: true,
-  Failed: true,
-  Cancelled: true,
-  Rejected: true
-}
 
 /**
  * States that end a campaign's event stream (a redrive starts it again).
  *
  * @since 0.4.0
  */
-export const terminalTags: ReadonlyArray<Tag> = Record.keys(terminal).filter((t) => terminal[t])
+export const terminalTags: ReadonlyArray<Tag> = Tags.campaignTerminalStates
 
 /**
  * States after which the settlement hook runs (once every child batch has stopped).
  *
  * @since 0.4.0
  */
-export const settledTags: ReadonlyArray<Tag> = ["Completed", "Failed", "Rejected"]
+export const settledTags: ReadonlyArray<Tag> = Tags.campaignSettledStates
 
 /**
  * Whether a state is terminal.
  *
  * @since 0.4.0
  */
-export const isTerminal = (state: CampaignState): boolean => terminal[state._tag]
+export const isTerminal = (state: CampaignState): boolean => terminalTags.includes(state._tag)

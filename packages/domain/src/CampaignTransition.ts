@@ -10,6 +10,7 @@ import type { CampaignCommand, Tag as CommandTag } from "./CampaignCommand.js"
 import type { Draft } from "./CampaignEvent.js"
 import * as S from "./CampaignState.js"
 import { InvalidTransition } from "./Errors.js"
+import * as Tags from "./Tags.js"
 
 /**
  * The outcome of an allowed command.
@@ -26,15 +27,7 @@ export interface Transition {
  *
  * @since 0.4.0
  */
-export const allowed: Record<S.Tag, ReadonlyArray<CommandTag>> = {
-  Running: ["Pause", "Cancel", "Settle", "Fail", "UpdateConfig"],
-  Paused: ["Resume", "Cancel", "UpdateConfig"],
-  AwaitingReview: ["Approve", "Reject", "Cancel"],
-  Completed: ["RetryFailed"],
-  Failed: ["RetryFailed"],
-  Cancelled: [],
-  Rejected: ["RetryFailed"]
-}
+export const allowed: { readonly [K in S.Tag]: ReadonlyArray<CommandTag> } = Tags.campaignAllowed
 
 type Result = Either.Either<Transition, InvalidTransition>
 type Command<T extends CommandTag> = Extract<CampaignCommand, { readonly _tag: T }>

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as Tags from "./Tags.js"
 
 const Count = Schema.NonNegativeInt
 
@@ -34,15 +35,10 @@ export type Field = keyof typeof ItemCounts.fields
  *
  * @since 0.1.0
  */
-export const fields: ReadonlyArray<Field> = [
-  "queued",
-  "running",
-  "retryScheduled",
-  "succeeded",
-  "failed",
-  "quarantined",
-  "skipped"
-]
+export const fields: ReadonlyArray<Field> = Tags.itemCountFields satisfies Tags.Every<
+  Field,
+  typeof Tags.itemCountFields
+>
 
 /**
  * No items.

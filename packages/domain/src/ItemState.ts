@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { ItemError } from "./ItemError.js"
+import * as Tags from "./Tags.js"
 
 const Attempt = Schema.NonNegativeInt
 
@@ -65,13 +66,7 @@ export type ItemState = typeof ItemState.Type
  * @since 0.1.0
  */
 export const Tag = Schema.Literal(
-  "Queued",
-  "Running",
-  "RetryScheduled",
-  "Succeeded",
-  "Failed",
-  "Quarantined",
-  "Skipped"
+  ...Tags.itemStates satisfies Tags.Every<ItemState["_tag"], typeof Tags.itemStates>
 )
 /** @since 0.1.0 */
 export type Tag = ItemState["_tag"]

@@ -10,6 +10,7 @@ import type { BatchCommand, Tag as CommandTag } from "./BatchCommand.js"
 import type { Draft } from "./BatchEvent.js"
 import * as S from "./BatchState.js"
 import { InvalidTransition } from "./Errors.js"
+import * as Tags from "./Tags.js"
 
 /**
  * The outcome of an allowed command.
@@ -26,16 +27,7 @@ export interface Transition {
  *
  * @since 0.1.0
  */
-export const allowed: Record<S.Tag, ReadonlyArray<CommandTag>> = {
-  Pending: ["Start", "Cancel", "UpdateConfig"],
-  Running: ["Pause", "Cancel", "Settle", "NextRound", "Fail", "UpdateConfig"],
-  Paused: ["Resume", "Cancel", "UpdateConfig"],
-  AwaitingReview: ["Approve", "Reject", "Cancel"],
-  Completed: ["RetryFailed"],
-  Failed: ["RetryFailed"],
-  Cancelled: [],
-  Rejected: ["RetryFailed"]
-}
+export const allowed: { readonly [K in S.Tag]: ReadonlyArray<CommandTag> } = Tags.batchAllowed
 
 const go = (state: S.BatchState, ...events: ReadonlyArray<Draft>): Either.Either<Transition, InvalidTransition> =>
   Either.right({ state, events })

@@ -14,6 +14,11 @@
  * address), removes it from the address bar, and keeps it for the tab (and as the `effect_batch_token`
  * cookie). A strict Content-Security-Policy allows only its own script, styles and requests.
  *
+ * The page's script is TypeScript in the server package's `dashboard/src` (type-checked by `tsc -b`
+ * against the domain's unions and RPC answers), bundled by esbuild to `dashboard/app.js` by
+ * `scripts/dashboard.ts`: `bun run build` writes it (and the package ships it), and so do the test
+ * set-up, `bun run demo` and `bun run cli`. `layer` reads it once, when it is built.
+ *
  * ```ts
  * Http.layer({ port: 8080, routes: Dashboard.layer })
  * ```
@@ -22,13 +27,10 @@
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import type * as Layer from "effect/Layer"
-import * as App from "./Dashboard/App.js"
-import * as CampaignControls from "./Dashboard/CampaignControls.js"
-import * as Campaigns from "./Dashboard/Campaigns.js"
-import * as Client from "./Dashboard/Client.js"
-import * as Controls from "./Dashboard/Controls.js"
-import * as Limiters from "./Dashboard/Limiters.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Fs from "node:fs"
+import * as Url from "node:url"
 import * as Page from "./Dashboard/Page.js"
 
 /**
@@ -53,14 +55,27 @@ export const scriptPath = "/dashboard/app.js"
 export const stylePath = "/dashboard/app.css"
 
 /**
- * The page's script: the client helpers, the controls, the application, the limiters panel and the
- * campaigns, in one function scope.
+ * Where the page's script is read from: `dashboard/app.js` in the server package (this module and its
+ * built form sit at the same depth, `src/Http/` and `dist/Http/`).
  *
- * @since 0.1.0
+ * @since 0.5.0
  */
-export const script = `(function () {\n${
-  [Client.script, Controls.script, App.script, Limiters.script, Campaigns.script, CampaignControls.script].join("\n")
-}\n})();\n`
+export const scriptFile: string = Url.fileURLToPath(new URL("../../dashboard/app.js", import.meta.url))
+
+/**
+ * The page's script, read from `scriptFile`; a missing file is a defect that says how to build it.
+ *
+ * @since 0.5.0
+ */
+export const readScript: Effect.Effect<string> = Effect.try({
+  try: () => Fs.readFileSync(scriptFile, "utf8"),
+  catch: (cause) =>
+    new Error(
+      `The dashboard's script ${scriptFile} cannot be read: build it with \`bun run build\` or \`bun run dashboard\` ` +
+        `(\`node --import tsx scripts/dashboard.ts\` in packages/server)`,
+      { cause }
+    )
+}).pipe(Effect.orDie)
 
 /**
  * The security headers of every dashboard answer.
@@ -94,8 +109,11 @@ const asset = (body: string, contentType: string, cacheControl: string) =>
  *
  * @since 0.1.0
  */
-export const layer: Layer.Layer<never, never, HttpLayerRouter.HttpRouter> = HttpLayerRouter.addAll([
-  HttpLayerRouter.route("GET", path, asset(Page.html, "text/html; charset=utf-8", "no-store")),
-  HttpLayerRouter.route("GET", scriptPath, asset(script, "text/javascript; charset=utf-8", "no-cache")),
-  HttpLayerRouter.route("GET", stylePath, asset(Page.css, "text/css; charset=utf-8", "no-cache"))
-])
+export const layer: Layer.Layer<never, never, HttpLayerRouter.HttpRouter> = Layer.unwrapEffect(
+  Effect.map(readScript, (script) =>
+    HttpLayerRouter.addAll([
+      HttpLayerRouter.route("GET", path, asset(Page.html, "text/html; charset=utf-8", "no-store")),
+      HttpLayerRouter.route("GET", scriptPath, asset(script, "text/javascript; charset=utf-8", "no-cache")),
+      HttpLayerRouter.route("GET", stylePath, asset(Page.css, "text/css; charset=utf-8", "no-cache"))
+    ]))
+)

@@ -1,5 +1,6 @@
 /**
- * The dashboard's HTML and CSS, served as they are (no bundler, no framework, no external asset).
+ * The dashboard's HTML and CSS, served as they are (no framework, no external asset); its script is
+ * bundled from the server package's `dashboard/src`.
  *
  * @since 0.1.0
  */
