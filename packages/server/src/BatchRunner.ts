@@ -237,9 +237,9 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
           const previous = slots.share()
           slots.setShare(granted)
           if (granted > previous) r.news.notify()
-          // Less than this process could use: lease renewal asks again soon. Less than before: the
-          // database counts the old share as in use until this process reports, so it reports now.
-          if (granted < previous || granted < r.shareRequest(0).wanted) r.renewNow()
+          // Less than before: the database counts the old share as in use until this process reports,
+          // so it reports now. Less than it could use: lease renewal asks again soon by itself.
+          if (granted < previous) r.renewNow()
         }
         handle.hold = () => {
           slots.hold(true)
