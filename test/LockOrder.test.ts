@@ -67,10 +67,15 @@ const succeeded = (item: ItemRepo.ClaimedItem): ItemRepo.Outcome => ({
 
 /**
  * An owner that claims a slice, works for up to 2.5 leases (often past its lease, so that a reclaimer
- * takes the slice back while it works) and commits start marks and outcomes in one group; until no
- * batch has anything left to claim.
+ * takes the slice back while it works) and commits start marks and outcomes in one group, until
+ * `done`; it counts in `stats.fenced` the outcomes refused because its lease had been taken back.
  */
-const owner = (name: string, batches: ReadonlyArray<Ids.BatchId>, done: () => boolean) =>
+const owner = (
+  name: string,
+  batches: ReadonlyArray<Ids.BatchId>,
+  done: () => boolean,
+  stats: { fenced: number }
+) =>
   Effect.gen(function*() {
     const items = yield* ItemRepo.ItemRepo
     let turn = 0
@@ -84,7 +89,7 @@ const owner = (name: string, batches: ReadonlyArray<Ids.BatchId>, done: () => bo
       }
       const startedAt = Date.now()
       yield* sleep(Math.floor(Math.random() * leaseMs * 2.5))
-      yield* items.commit({
+      const committed = yield* items.commit({
         ...request,
         now: Date.now(),
         executing: claimed.items.length,
@@ -93,6 +98,7 @@ const owner = (name: string, batches: ReadonlyArray<Ids.BatchId>, done: () => bo
           ...claimed.items.map((item) => ({ _tag: "Finished" as const, outcome: succeeded(item) }))
         ]
       })
+      if (Option.isSome(committed)) stats.fenced += claimed.items.length - committed.value.applied.length
     }
   })
 
@@ -148,12 +154,13 @@ describe("Lock order (Postgres only: the embedded database is a single session, 
             const repo = yield* BatchRepo.BatchRepo
             let finished = false
             const done = () => finished
+            const stats = { fenced: 0 }
             const reclaiming = yield* Effect.all(Array.from({ length: reclaimers }, () => reclaimer(done)), {
               concurrency: "unbounded"
             }).pipe(Effect.fork)
             yield* Effect.all(
               Array.from({ length: owners }, (_, n) =>
-                owner(`owner-${n}`, n % 2 === 0 ? batches : [...batches].reverse(), done)),
+                owner(`owner-${n}`, n % 2 === 0 ? batches : [...batches].reverse(), done, stats)),
               { concurrency: "unbounded" }
             ).pipe(
               Effect.raceFirst(
@@ -173,6 +180,7 @@ describe("Lock order (Postgres only: the embedded database is a single session, 
             )
             const reclaimed = (yield* Fiber.join(reclaiming)).reduce((a, b) => a + b, 0)
             assert.isAbove(reclaimed, 0, "reclaims took back leased and running items while their owners worked")
+            assert.isAbove(stats.fenced, 0, "late outcomes of owners whose leases were taken back were refused")
 
             for (const batchId of batches) {
               const o = yield* outcomes(batchId)
