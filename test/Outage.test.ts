@@ -17,38 +17,6 @@ import * as SseClient from "./support/SseClient.js"
 
 const acme = { tenant: Schema.decodeSync(Ids.TenantId)("acme"), actor: "alice" }
 
-const terminal = new Set(["BatchCompleted", "BatchFailed", "BatchCancelled"])
-
-/**
- * Follows an SSE stream to its terminal event, reconnecting with `Last-Event-ID` after every cut or
- * refusal; `drop` cuts the connection it has open, as a network would.
- */
-const follower = (url: string, headers: Record<string, string>) => {
-  let open: SseClient.SseConnection | undefined
-  const statuses: Array<number> = []
-  const run = Effect.gen(function*() {
-    const received: Array<SseClient.SseEvent> = []
-    while (received.length === 0 || !terminal.has(received[received.length - 1]!.event)) {
-      const last = received[received.length - 1]?.id
-      const connection = yield* SseClient.connect(url, {
-        ...headers,
-        ...(last === undefined ? {} : { "last-event-id": last })
-      }).pipe(Effect.option)
-      if (connection._tag === "Some") {
-        open = connection.value
-        statuses.push(connection.value.status)
-        yield* connection.value.ended
-        if (connection.value.status === 200) received.push(...connection.value.events)
-        connection.value.close()
-        open = undefined
-      }
-      yield* Effect.sleep("200 millis")
-    }
-    return received
-  }).pipe(Effect.scoped)
-  return { run, statuses, drop: () => open?.close() }
-}
-
 describe("Postgres outage (Postgres through a proxy)", () => {
   it.live(
     "unreachable for 10 s mid-batch: health 503 and typed RPC answers; then it reconnects, the batch completes, SSE resumes without gap",
@@ -56,7 +24,7 @@ describe("Postgres outage (Postgres through a proxy)", () => {
       Effect.gen(function*() {
         const { base, direct, orchestrator: o, proxy } = yield* serverBehindProxy
         const batch = yield* o.submitEncoded(paced.name, items(300, 20), { concurrency: 4 }, acme)
-        const sse = follower(`${base}/batches/${batch.id}/events`, bearer("acme"))
+        const sse = SseClient.follower(`${base}/batches/${batch.id}/events`, bearer("acme"))
         const following = yield* Effect.fork(sse.run)
         yield* pollUntil("50 items succeeded", Effect.map(o.get(acme, batch.id), (b) => b.counts.succeeded >= 50))
 

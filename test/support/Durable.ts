@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { CommandTally } from "./Commands.js"
 
 /** A worker process is up: its layers are built and its worker loop runs. */
 export const Ready = Schema.TaggedStruct("Ready", { owner: Schema.String })
@@ -58,6 +59,9 @@ export const CampaignHookStarted = Schema.TaggedStruct("CampaignHookStarted", {
   campaignId: Schema.String
 })
 
+/** A worker process ran the commands it was told to run on a batch (`COMMAND_BATCH`), and how they ended. */
+export const CommandsDone = Schema.TaggedStruct("CommandsDone", { owner: Schema.String, ...CommandTally.fields })
+
 /** A line a worker process writes on stdout. */
 export const ChildMessage = Schema.Union(
   Ready,
@@ -67,7 +71,8 @@ export const ChildMessage = Schema.Union(
   HookStarted,
   CampaignHookStarted,
   Watching,
-  Watched
+  Watched,
+  CommandsDone
 )
 export type ChildMessage = typeof ChildMessage.Type
 

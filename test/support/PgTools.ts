@@ -1,5 +1,5 @@
 /**
- * Postgres's client programs (`pg_dump`, `pg_restore`) as the machine has them: on `PATH`, else in
+ * Postgres's programs (`pg_dump`, `pg_restore`, `initdb`, `pg_ctl`) as the machine has them: on `PATH`, else in
  * Debian's `/usr/lib/postgresql/<version>/bin` (the newest version).
  */
 import * as Effect from "effect/Effect"
@@ -28,7 +28,7 @@ const inDebianLayout = (name: string): string | undefined => {
 }
 
 /** The path of a Postgres client program; dies naming where it looked when there is none. */
-export const pgProgram = (name: "pg_dump" | "pg_restore"): Effect.Effect<string> =>
+export const pgProgram = (name: "pg_dump" | "pg_restore" | "initdb" | "pg_ctl"): Effect.Effect<string> =>
   Effect.suspend(() => {
     const found = onPath(name) ?? inDebianLayout(name)
     return found === undefined

@@ -132,3 +132,35 @@ export const eventually = (done: () => boolean, timeoutMs = 30_000, what = "cond
       yield* Effect.sleep("10 millis")
     }
   })
+
+const terminal = new Set<string>(["BatchCompleted", "BatchFailed", "BatchCancelled"])
+
+/**
+ * Follows an SSE stream to its terminal event, reconnecting with `Last-Event-ID` after every cut or
+ * refusal; `drop` cuts the connection it has open, as a network would.
+ */
+export const follower = (url: string, headers: Record<string, string>) => {
+  let open: SseConnection | undefined
+  const statuses: Array<number> = []
+  const run = Effect.gen(function*() {
+    const received: Array<SseEvent> = []
+    while (received.length === 0 || !terminal.has(received[received.length - 1]!.event)) {
+      const last = received[received.length - 1]?.id
+      const connection = yield* connect(url, {
+        ...headers,
+        ...(last === undefined ? {} : { "last-event-id": last })
+      }).pipe(Effect.option)
+      if (connection._tag === "Some") {
+        open = connection.value
+        statuses.push(connection.value.status)
+        yield* connection.value.ended
+        if (connection.value.status === 200) received.push(...connection.value.events)
+        connection.value.close()
+        open = undefined
+      }
+      yield* Effect.sleep("200 millis")
+    }
+    return received
+  }).pipe(Effect.scoped)
+  return { run, statuses, drop: () => open?.close() }
+}

@@ -14,7 +14,8 @@
  * settlement hook that records a row; `hang`: records a row, writes `CampaignHookStarted` and never commits),
  * `SUBMIT_ITEMS` (once up, submit a batch of that many work items with the config `BATCH_CONFIG`, a JSON
  * object, and write `Submitted`), `TOGGLE_BATCH` (once up, pause and resume that batch over and over; a
- * command refused because the batch moved on is tried again).
+ * command refused because the batch moved on is tried again), `COMMAND_BATCH` (once up, run `COMMANDS`
+ * random commands on that batch, up to `COMMAND_GAP_MS` apart, and write `CommandsDone`).
  */
 import { Ids } from "@effect-batch/domain"
 import { BatchOrchestrator, EffectBatch, Worker, WorkflowRegistry } from "@effect-batch/server"
@@ -29,8 +30,10 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { commandStorm } from "./Commands.js"
 import {
   CampaignHookStarted,
+  CommandsDone,
   durableWork,
   emit,
   HookStarted,
@@ -63,7 +66,10 @@ const settings = Config.all({
   campaignHook: Config.literal("none", "record", "hang")("CAMPAIGN_HOOK").pipe(Config.withDefault("none")),
   submitItems: Config.option(Config.integer("SUBMIT_ITEMS")),
   batchConfig: Config.string("BATCH_CONFIG").pipe(Config.withDefault("{}")),
-  toggle: Config.option(Config.string("TOGGLE_BATCH"))
+  toggle: Config.option(Config.string("TOGGLE_BATCH")),
+  command: Config.option(Config.string("COMMAND_BATCH")),
+  commands: Config.integer("COMMANDS").pipe(Config.withDefault(20)),
+  commandGapMs: Config.integer("COMMAND_GAP_MS").pipe(Config.withDefault(20))
 })
 
 type Settings = Config.Config.Success<typeof settings>
@@ -165,12 +171,17 @@ const main = Effect.gen(function*() {
   const s = yield* settings
   const watched = yield* Effect.transposeMapOption(s.watch, Schema.decodeUnknown(Ids.BatchId))
   const toggled = yield* Effect.transposeMapOption(s.toggle, Schema.decodeUnknown(Ids.BatchId))
+  const commanded = yield* Effect.transposeMapOption(s.command, Schema.decodeUnknown(Ids.BatchId))
   const batchConfig = yield* Schema.decodeUnknown(Schema.parseJson())(s.batchConfig)
   yield* Effect.gen(function*() {
     yield* emit(Ready.make({ owner: s.owner }))
     if (Option.isSome(watched)) yield* watch(s.owner, watched.value)
     if (Option.isSome(s.submitItems)) yield* submit(s.owner, s.submitItems.value, batchConfig)
     if (Option.isSome(toggled)) yield* toggle(toggled.value)
+    if (Option.isSome(commanded)) {
+      const tally = yield* commandStorm(commanded.value, { count: s.commands, gapMs: s.commandGapMs })
+      yield* emit(CommandsDone.make({ owner: s.owner, ...tally }))
+    }
     return yield* Effect.never
   }).pipe(Effect.provide(layer(s)))
 })

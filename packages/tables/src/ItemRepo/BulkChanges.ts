@@ -1,7 +1,9 @@
 /**
  * The bulk changes that commands make to a batch's items (skip what is left, release leases,
  * re-queue), and the reads they decide with. Each runs in the command's transaction, after the batch
- * row is locked.
+ * row is locked; each statement also locks the batch row itself before it reaches an item row (the
+ * `lock` subquery is evaluated before the item scan that needs its value), so that it keeps the one
+ * lock order of the hot statements whoever calls it.
  */
 import type { Ids } from "@effect-batch/domain"
 import { ItemKey } from "@effect-batch/domain/Ids"
@@ -30,6 +32,8 @@ export const make = (deps: {
   const { eventLog, sql } = deps
   const batches = sql(deps.tables.batches)
   const items = sql(deps.tables.items)
+  /** The batch row, locked: item rows are reached through `batch_id = (SELECT id FROM lock)`. */
+  const lock = (batchId: Ids.BatchId) => sql`lock AS (SELECT id FROM ${batches} WHERE id = ${batchId}::uuid FOR UPDATE)`
   const keyFilter = (keys: ReadonlyArray<string> | undefined) =>
     keys === undefined
       ? sql``
@@ -47,10 +51,10 @@ export const make = (deps: {
   }) =>
     Effect.gen(function*() {
       const skipped = yield* sql`
-      WITH upd AS (
+      WITH ${lock(options.batchId)}, upd AS (
         UPDATE ${items} SET state = 'skipped', reason = ${options.reason}, lease_owner = NULL,
           due_at_ms = NULL, finished_at_ms = ${options.now}
-        WHERE batch_id = ${options.batchId}::uuid AND state IN ('queued', 'leased', 'retry', 'running')
+        WHERE batch_id = (SELECT id FROM lock) AND state IN ('queued', 'leased', 'retry', 'running')
         RETURNING key, ordinal
       ), agg AS (
         SELECT count(*)::int AS n FROM upd
@@ -75,9 +79,9 @@ export const make = (deps: {
    */
   const releaseLeased = (batchId: Ids.BatchId) =>
     sql<{ n: number }>`
-    WITH upd AS (
+    WITH ${lock(batchId)}, upd AS (
       UPDATE ${items} SET state = CASE WHEN due_at_ms IS NULL THEN 'queued' ELSE 'retry' END, lease_owner = NULL
-      WHERE batch_id = ${batchId}::uuid AND state = 'leased'
+      WHERE batch_id = (SELECT id FROM lock) AND state = 'leased'
       RETURNING ordinal, due_at_ms IS NULL AS fresh
     ), agg AS (
       SELECT count(*)::int AS n, (count(*) FILTER (WHERE fresh))::int AS fresh,
@@ -127,9 +131,9 @@ export const make = (deps: {
     Effect.gen(function*() {
       const from: ReadonlyArray<Requeueable> = typeof options.from === "string" ? [options.from] : options.from
       const requeued = yield* sql`
-      WITH target AS (
+      WITH ${lock(options.batchId)}, target AS (
         SELECT ctid AS tid, state AS prev FROM ${items}
-        WHERE batch_id = ${options.batchId}::uuid
+        WHERE batch_id = (SELECT id FROM lock)
           AND state IN (SELECT jsonb_array_elements_text(${JSON.stringify(from)}::text::jsonb))
           ${keyFilter(options.keys)}
       ), upd AS (

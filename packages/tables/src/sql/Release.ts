@@ -14,6 +14,12 @@
  * Items that were due retries go back to `retry` (they keep their due time), fresh ones to `queued`,
  * with the claim cursor lowered below them.
  *
+ * Lock order: like the claim, the group commit and the commands' bulk changes, each of these locks
+ * the batch row before any item row (`lost_attempts` takes it for the whole reclaim transaction), and
+ * no statement holds one batch's row while it waits for another's: a reclaim and a group commit of
+ * the same batch queue behind each other on the batch row and never deadlock. The item rows need no
+ * order of their own, since only the batch row's holder writes them.
+ *
  * @since 0.2.0
  */
 import type { TableNames } from "../Tables.js"
