@@ -137,17 +137,20 @@ const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
 export const body = <E>(
   request: HttpServerRequest.HttpServerRequest,
   events: Stream.Stream<BatchEvent.BatchEvent, E>
-): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> => bodyWith(request, events, toFrame)
+): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> => bodyWith(request, events, toFrame, Effect.never)
 
 /**
- * Like `body`, for any sequence-numbered events, each written as SSE bytes by `frame`.
+ * Like `body`, for any sequence-numbered events, each written as SSE bytes by `frame`; the stream
+ * ends when `until` completes (one race for the whole stream: `Stream.interruptWhen` would race every
+ * element, which costs more than delivering it).
  *
  * @since 0.4.0
  */
 export const bodyWith = <A, E>(
   request: HttpServerRequest.HttpServerRequest,
   events: Stream.Stream<A, E>,
-  frame: (event: A) => Uint8Array
+  frame: (event: A) => Uint8Array,
+  until: Effect.Effect<void>
 ): Effect.Effect<Stream.Stream<Uint8Array>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* HttpConfig
@@ -168,7 +171,8 @@ export const bodyWith = <A, E>(
       })
     const frames = events.pipe(
       Stream.runForEachChunk((chunk) => offer(Chunk.map(chunk, frame))),
-      Effect.raceFirst(heartbeats)
+      Effect.raceFirst(heartbeats),
+      Effect.raceFirst(until)
     )
     yield* frames.pipe(
       Effect.catchTag("Stalled", () =>
@@ -194,9 +198,10 @@ export const bodyWith = <A, E>(
 export const respond = <A, E>(
   request: HttpServerRequest.HttpServerRequest,
   events: Stream.Stream<A, E>,
-  frame: (event: A) => Uint8Array
+  frame: (event: A) => Uint8Array,
+  until: Effect.Effect<void>
 ) =>
-  Effect.map(bodyWith(request, events, frame), (bytes) =>
+  Effect.map(bodyWith(request, events, frame, until), (bytes) =>
     HttpServerResponse.stream(bytes, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
@@ -260,8 +265,8 @@ export const route = <Id, V extends { readonly lastSeq: number }, A, E, R>(
         yield* checkAfter(current, after, followed.what)
         if (followed.ended(current) && after >= current.lastSeq) return HttpServerResponse.empty({ status: 204 })
         yield* streams.acquire(principal.tenant, "sse")
-        const events = followed.follow(caller, current, after).pipe(Stream.interruptWhen(Deferred.await(stopping)))
-        return yield* respond(request, events, followed.frame).pipe(
+        const events = followed.follow(caller, current, after)
+        return yield* respond(request, events, followed.frame, Deferred.await(stopping)).pipe(
           Effect.provideService(HttpConfig, config)
         )
       }).pipe(
