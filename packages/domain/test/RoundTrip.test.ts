@@ -101,12 +101,14 @@ describe("BatchEvent", () => {
     ItemQuarantined: BatchEvent.ItemQuarantined,
     ItemReleased: BatchEvent.ItemReleased,
     ItemSkipped: BatchEvent.ItemSkipped,
-    Throttled: BatchEvent.Throttled
+    Throttled: BatchEvent.Throttled,
+    SlowdownDetected: BatchEvent.SlowdownDetected,
+    SlowdownRecovered: BatchEvent.SlowdownRecovered
   }
 
-  it("covers all 23 event tags, and the exported list of tags is the union's", () => {
-    assert.strictEqual(BatchEvent.BatchEvent.members.length, 23)
-    assert.strictEqual(Record.keys(schemas).length, 23)
+  it("covers all 25 event tags, and the exported list of tags is the union's", () => {
+    assert.strictEqual(BatchEvent.BatchEvent.members.length, 25)
+    assert.strictEqual(Record.keys(schemas).length, 25)
     assert.deepStrictEqual([...BatchEvent.tags].sort(), Record.keys(schemas).sort())
     assert.deepStrictEqual(Record.keys(Samples.events), Record.keys(schemas))
   })
