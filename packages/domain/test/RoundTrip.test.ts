@@ -148,7 +148,8 @@ describe("BatchConfig", () => {
         quarantine: { categories: [] },
         review: false,
         rateLimits: {},
-        leaseDuration: "30 seconds"
+        leaseDuration: "30 seconds",
+        pauseOnSlowdown: false
       })
     }))
 
@@ -167,7 +168,16 @@ describe("BatchConfig", () => {
         pauseAfterConsecutiveFailures: 8,
         review: true,
         rateLimits: { openai: { limit: 10, interval: "1 minute" } },
-        leaseDuration: "45 seconds"
+        leaseDuration: "45 seconds",
+        slowdown: {
+          window: "30 seconds",
+          baselineWindows: 4,
+          minItems: 200,
+          throughputBelow: 0.4,
+          p95Above: 3,
+          consecutive: 2
+        },
+        pauseOnSlowdown: true
       })
       // what a user writes decodes to the same config
       assert.deepStrictEqual(yield* BatchConfig.decode(encoded), Samples.fullConfig)
