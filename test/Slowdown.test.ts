@@ -4,17 +4,17 @@
  * `/metrics` (a real HTTP server over the same orchestrator). Time is the test clock.
  */
 import type { BatchEvent, Ids } from "@effect-batch/domain"
+import { BatchConfig } from "@effect-batch/domain"
 import { BatchOrchestrator, Http, Workflow } from "@effect-batch/server"
-import { TestDatabase } from "@effect-batch/tables"
+import { TestDatabase, TrendRepo } from "@effect-batch/tables"
 import { assert, layer } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { caller, orchestrator, realPause } from "./support/Harness.js"
+import { allEvents, caller, orchestrator, realPause } from "./support/Harness.js"
 import { bearer, request, rpcExit, rpcLine, tokens } from "./support/HttpServer.js"
 import { parse, total } from "./support/Prometheus.js"
 
@@ -49,16 +49,6 @@ const advanceUntil = <E>(done: Effect.Effect<boolean, E>, maxSteps = 1_500) =>
       yield* TestClock.adjust(50)
     }
     return yield* Effect.dieMessage(`condition not reached after ${maxSteps} steps`)
-  })
-
-const allEvents = (o: Orchestrator, id: Ids.BatchId) =>
-  Effect.gen(function*() {
-    const batch = yield* o.get(caller, id)
-    return yield* o.events(caller, id, 0).pipe(
-      Stream.take(batch.lastSeq),
-      Stream.runCollect,
-      Effect.map(Chunk.toReadonlyArray)
-    )
   })
 
 const tagged = <T extends BatchEvent.Tag>(events: ReadonlyArray<BatchEvent.BatchEvent>, tag: T) =>
@@ -176,6 +166,26 @@ for (const [name, db] of TestDatabase.databases) {
         const done = yield* allEvents(o, batch.id)
         assert.strictEqual(tagged(done, "BatchPaused").length, 1, "not paused again while still slow")
         assert.strictEqual((yield* o.get(caller, batch.id)).counts.succeeded, 80)
+      }).pipe(Effect.provide(orchestrator(timed))))
+
+    it.effect("processes sampling the same window at once: one stores it, the others find nothing to do", () =>
+      Effect.gen(function*() {
+        const o = yield* BatchOrchestrator.BatchOrchestrator
+        const trends = yield* TrendRepo.TrendRepo
+        const batch = yield* o.submitEncoded(timed.name, phases(0, 4, 0), { concurrency: 1, slowdown }, caller)
+        const config = BatchConfig.SlowdownConfig.make({ window: Duration.seconds(1) })
+        const sampleAt = (now: number) =>
+          Effect.all(Array.from({ length: 4 }, () => trends.sample({ batchId: batch.id, config, now })), {
+            concurrency: "unbounded"
+          }).pipe(Effect.map((all) => all.filter(Option.isSome).map((s) => s.value)))
+        const first = yield* sampleAt(10_000)
+        assert.strictEqual(first.length, 1)
+        assert.isTrue(Option.isNone(first[0]!.window), "the first sample only starts the first window")
+        assert.strictEqual((yield* sampleAt(10_500)).length, 0, "the window has not lasted its length")
+        const second = yield* sampleAt(11_000)
+        assert.strictEqual(second.length, 1)
+        assert.strictEqual(Option.getOrThrow(second[0]!.window).spanMs, 1_000)
+        assert.strictEqual((yield* o.trends(caller, batch.id)).windows.length, 1)
       }).pipe(Effect.provide(orchestrator(timed))))
 
     it.effect("without a slowdown setting nothing is sampled", () =>
