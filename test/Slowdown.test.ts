@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
+import { cli, ok } from "./support/Cli.js"
 import { allEvents, caller, orchestrator, realPause } from "./support/Harness.js"
 import { bearer, request, rpcExit, rpcLine, tokens } from "./support/HttpServer.js"
 import { parse, total } from "./support/Prometheus.js"
@@ -102,6 +103,10 @@ for (const [name, db] of TestDatabase.databases) {
           assert.strictEqual(exit.value.windows.length, trends.windows.length)
           const last = exit.value.windows[exit.value.windows.length - 1]
           for (const field of ["at", "completed", "throughput", "p95Ms"]) assert.property(last, field)
+
+          const printed = ok(yield* cli(["trends", batch.id, "--url", url, "--token", tokens.acme])).trim().split("\n")
+          assert.match(printed[0]!, new RegExp(`^${batch.id} slow window 1 second \\| baseline [\\d.]+/s p95 100 ms`))
+          assert.match(printed[printed.length - 1]!, /completed \d+ [\d.]+\/s p95 (\d+ ms|-) waiting \d+$/)
 
           const metrics = yield* request(`${url}/metrics`)
           assert.strictEqual(metrics.status, 200)

@@ -28,7 +28,6 @@ import { Tables } from "./Tables.js"
  * @since 0.5.0
  */
 export interface Sampled {
-  readonly tenant: Ids.TenantId
   readonly window: Option.Option<Slowdown.Window>
   readonly change: Option.Option<{ readonly change: Slowdown.Change; readonly seq: number }>
 }
@@ -132,9 +131,8 @@ export class TrendRepo extends Effect.Service<TrendRepo>()("@effect-batch/TrendR
             (b.queued + b.leased)::int AS backlog, b.slow, b.trend_baseline`.pipe(Effect.flatMap(decodeCursor))
         const cursor = claimed[0]
         if (cursor === undefined) return Option.none()
-        const tenant = cursor.tenant
         if (cursor.from_ms === null || now - cursor.from_ms > 2 * windowMs) {
-          return Option.some<Sampled>({ tenant, window: Option.none(), change: Option.none() })
+          return Option.some<Sampled>({ window: Option.none(), change: Option.none() })
         }
         const aggregate = yield* sql`
           SELECT (count(*) FILTER (WHERE tag = ANY(${Slowdown.outcomeTags}::text[])))::int AS completed,
@@ -158,7 +156,7 @@ export class TrendRepo extends Effect.Service<TrendRepo>()("@effect-batch/TrendR
         const stored = Option.fromNullable(cursor.trend_baseline)
         const baseline = Option.isSome(stored) ? stored : yield* baselineFrom(batchId, config)
         if (Option.isNone(baseline)) {
-          return Option.some<Sampled>({ tenant, window: Option.some(window), change: Option.none() })
+          return Option.some<Sampled>({ window: Option.some(window), change: Option.none() })
         }
         if (Option.isNone(stored)) {
           const encoded = yield* encodeBaseline(baseline.value)
@@ -168,16 +166,12 @@ export class TrendRepo extends Effect.Service<TrendRepo>()("@effect-batch/TrendR
         const recent = yield* windowsOf(batchId, sql`AND at_ms > ${baseline.value.untilMs}`, config.consecutive)
         const change = Slowdown.judge(config, baseline.value, recent, cursor.slow)
         if (Option.isNone(change)) {
-          return Option.some<Sampled>({ tenant, window: Option.some(window), change: Option.none() })
+          return Option.some<Sampled>({ window: Option.some(window), change: Option.none() })
         }
         yield* sql`UPDATE ${batches} SET slow = ${change.value._tag === "SlowdownDetected"}
           WHERE id = ${batchId}::uuid`
         const seq = yield* eventLog.append(batchId, [{ _tag: change.value._tag, ...change.value.figures }], now)
-        return Option.some<Sampled>({
-          tenant,
-          window: Option.some(window),
-          change: Option.some({ change: change.value, seq })
-        })
+        return Option.some<Sampled>({ window: Option.some(window), change: Option.some({ change: change.value, seq }) })
       }).pipe(
         sql.withTransaction,
         Effect.catchTag("ParseError", Effect.die),

@@ -1012,7 +1012,8 @@ for (const [name, db] of TestDatabase.databases) {
             [4, "steps"],
             [5, "limiters"],
             [6, "campaigns"],
-            [7, "lost_leases"]
+            [7, "lost_leases"],
+            [8, "trends"]
           ])
           const functions = yield* sql<{ proname: string }>`SELECT proname FROM pg_proc
             WHERE proname LIKE ${`${t.prefix}%`} ORDER BY proname`
