@@ -1,7 +1,8 @@
 /**
  * Stopping a batch because of recorded outcomes: what the policy decides once they are committed (an
  * abort-all failure, an exceeded error budget, the circuit breaker) and the commands that carry it
- * out (also for a detected slowdown under `pauseOnSlowdown`). The runner uses it after each group commit, the worker after it records lost attempts.
+ * out (also for a detected slowdown under `pauseOnSlowdown`). The runner uses it after each group
+ * commit and after a slowdown, the worker after it records lost attempts.
  */
 import { BatchCommand, BatchState, ItemCounts, Policy, Summary } from "@effect-batch/domain"
 import type { BatchConfig } from "@effect-batch/domain"
