@@ -37,7 +37,15 @@ for (const [name, db] of TestDatabase.databases) {
           // an earlier, settled batch for the list; then the demo's documents, ~25 s at this concurrency
           const earlier = yield* o.submitEncoded(paced.name, items(8, 1), {}, acme)
           yield* o.await(acme, earlier.id)
-          const config = BatchConfig.BatchConfig.make({ ...Demo.config, concurrency: 4 })
+          const config = BatchConfig.BatchConfig.make({
+            ...Demo.config,
+            concurrency: 4,
+            slowdown: BatchConfig.SlowdownConfig.make({
+              window: Duration.seconds(1),
+              baselineWindows: 2,
+              minItems: 1
+            })
+          })
           const batch = yield* o.submit(Demo.workflow, Demo.documents(300), config, acme)
 
           const { errors, page } = yield* openPage
@@ -77,6 +85,13 @@ for (const [name, db] of TestDatabase.databases) {
             (t) => t === "3 / 3",
             15_000,
             "doc-0000's steps"
+          )
+
+          // the trends of its 1-second windows: the status line and a throughput line in the chart
+          yield* promise(() => page.waitForSelector("#trends svg polyline.trend-throughput", { timeout: 15_000 }))
+          assert.match(
+            yield* text(page, "#trends .trends-head"),
+            /^Trends: (learning its baseline|normal|slowed down) · windows of 1 second/
           )
 
           // doc-0042 is corrupt: quarantined a few seconds in, and listed among the latest errors

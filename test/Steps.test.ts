@@ -13,7 +13,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createStepRunsTable, steppedWork, stepRunsTable, workItems } from "./support/Durable.js"
-import { advanceUntil, caller } from "./support/Harness.js"
+import { advanceUntil, allEvents, caller } from "./support/Harness.js"
 import { apiAt, freshDatabase, ledger, pollUntil, spawnWorker } from "./support/Processes.js"
 
 class StageError extends Schema.TaggedError<StageError>()("StageError", {
@@ -120,16 +120,6 @@ const stepsTable = Tables.names("effect_batch_").steps
 
 const settled = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<typeof o.get>[1]) =>
   Effect.map(o.get(caller, id), (b) => ["Completed", "Failed"].includes(b.state._tag))
-
-const allEvents = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Parameters<typeof o.get>[1]) =>
-  Effect.gen(function*() {
-    const batch = yield* o.get(caller, id)
-    return yield* o.events(caller, id, 0).pipe(
-      Stream.take(batch.lastSeq),
-      Stream.runCollect,
-      Effect.map(Chunk.toReadonlyArray)
-    )
-  })
 
 /** Submits one document as item `a` and waits until the batch settles. */
 const settleOne = (

@@ -1,9 +1,12 @@
 import { Ids } from "@effect-batch/domain"
+import type { BatchOrchestrator } from "@effect-batch/server"
 import { EffectBatch, Worker, WorkflowRegistry } from "@effect-batch/server"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 
 export const tenant = Schema.decodeSync(Ids.TenantId)("acme")
@@ -41,4 +44,15 @@ export const advanceUntil = <E, R>(
       yield* TestClock.adjust(step)
     }
     return yield* Effect.dieMessage(`condition not reached after ${maxSteps} steps of ${step} ms`)
+  })
+
+/** Every event of a batch stored so far, in order. */
+export const allEvents = (o: BatchOrchestrator.BatchOrchestrator["Type"], id: Ids.BatchId) =>
+  Effect.gen(function*() {
+    const batch = yield* o.get(caller, id)
+    return yield* o.events(caller, id, 0).pipe(
+      Stream.take(batch.lastSeq),
+      Stream.runCollect,
+      Effect.map(Chunk.toReadonlyArray)
+    )
   })

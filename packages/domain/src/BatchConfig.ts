@@ -80,6 +80,44 @@ export class RateLimit extends Schema.Class<RateLimit>("RateLimit")({
   interval: DurationString
 }) {}
 
+/**
+ * Slowdown detection: the batch's throughput (outcomes per second) and p95 item duration are sampled
+ * in windows of `window`; the first windows, at least `baselineWindows` of them and holding at least
+ * `minItems` outcomes, are the batch's baseline. A window breaches when its throughput is below
+ * `throughputBelow` times the baseline's (judged only while items wait to be claimed: a draining
+ * batch is not slow) or its p95 is above `p95Above` times the baseline's; `consecutive` breaching
+ * windows in a row make the batch slow, as many windows within bounds make it recover.
+ *
+ * @since 0.5.0
+ */
+export class SlowdownConfig extends Schema.Class<SlowdownConfig>("SlowdownConfig")({
+  window: withDefault(
+    DurationString.pipe(
+      Schema.filter((d) => Duration.toMillis(d) >= 1000 || "slowdown.window must be at least 1 second")
+    ),
+    () => Duration.minutes(1)
+  ),
+  baselineWindows: withDefault(intBetween("slowdown.baselineWindows", 1, 1000), () => 5),
+  minItems: withDefault(intBetween("slowdown.minItems", 1, 10_000_000), () => 100),
+  throughputBelow: withDefault(
+    Schema.Number.pipe(
+      Schema.greaterThan(0, { message: () => "slowdown.throughputBelow must be a fraction above 0 and below 1" }),
+      Schema.lessThan(1, { message: () => "slowdown.throughputBelow must be a fraction above 0 and below 1" })
+    ),
+    () => 0.5
+  ),
+  p95Above: withDefault(
+    Schema.Number.pipe(
+      Schema.greaterThan(1, { message: () => "slowdown.p95Above must be a multiple above 1 and at most 1000" }),
+      Schema.lessThanOrEqualTo(1000, {
+        message: () => "slowdown.p95Above must be a multiple above 1 and at most 1000"
+      })
+    ),
+    () => 2
+  ),
+  consecutive: withDefault(intBetween("slowdown.consecutive", 1, 100), () => 3)
+}) {}
+
 /** Names that would collide with a JavaScript object's own properties. */
 const reservedNames: ReadonlyArray<string> = ["__proto__", "constructor", "prototype", "hasOwnProperty", "toString"]
 
@@ -130,8 +168,19 @@ export class BatchConfig extends Schema.Class<BatchConfig>("BatchConfig")({
       Schema.filter((d) => Duration.toMillis(d) >= 1000 || "leaseDuration must be at least 1 second")
     ),
     () => Duration.seconds(30)
-  )
+  ),
+  slowdown: Schema.optionalWith(SlowdownConfig, { exact: true }),
+  pauseOnSlowdown: withDefault(Schema.Boolean, () => false)
 }) {}
+
+/**
+ * The slowdown detection a batch runs: its `slowdown` setting, or the defaults when only
+ * `pauseOnSlowdown` asks for it; none when neither is set.
+ *
+ * @since 0.5.0
+ */
+export const slowdownOf = (config: BatchConfig): SlowdownConfig | undefined =>
+  config.slowdown ?? (config.pauseOnSlowdown ? SlowdownConfig.make({}) : undefined)
 
 /**
  * The fields that can change while a batch runs.

@@ -9,6 +9,7 @@ import { FailureReason, PauseReason } from "./BatchState.js"
 import { DurationString } from "./Duration.js"
 import { Actor, BatchId, ItemKey, Note, Sequence, WorkflowName } from "./Ids.js"
 import { ItemError } from "./ItemError.js"
+import { figureFields } from "./Slowdown.js"
 import { Summary } from "./Summary.js"
 import * as Tags from "./Tags.js"
 
@@ -151,6 +152,19 @@ export const Throttled = Schema.TaggedStruct("Throttled", {
   effectiveConcurrency: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 })
 /**
+ * The batch got slower than its own baseline: its last windows all breached the `slowdown`
+ * thresholds. Appended once per transition, by whichever process sampled the window.
+ *
+ * @since 0.5.0
+ */
+export const SlowdownDetected = Schema.TaggedStruct("SlowdownDetected", { ...common, ...figureFields })
+/**
+ * A slow batch came back within bounds of its baseline for as many windows in a row.
+ *
+ * @since 0.5.0
+ */
+export const SlowdownRecovered = Schema.TaggedStruct("SlowdownRecovered", { ...common, ...figureFields })
+/**
  * Every event of a batch. Each carries the batch id, its per-batch sequence number and a timestamp.
  *
  * @since 0.1.0
@@ -178,7 +192,9 @@ export const BatchEvent = Schema.Union(
   ItemQuarantined,
   ItemReleased,
   ItemSkipped,
-  Throttled
+  Throttled,
+  SlowdownDetected,
+  SlowdownRecovered
 ).annotations({ identifier: "BatchEvent" })
 /** @since 0.1.0 */
 export type BatchEvent = typeof BatchEvent.Type

@@ -6,6 +6,7 @@
 import * as Schema from "effect/Schema"
 import { Actor, ItemKey, Note } from "./Ids.js"
 import { ItemError } from "./ItemError.js"
+import { figureFields } from "./Slowdown.js"
 import { Summary } from "./Summary.js"
 import * as Tags from "./Tags.js"
 
@@ -28,8 +29,15 @@ export class CircuitBreakerOpen extends Schema.TaggedClass<CircuitBreakerOpen>()
   consecutiveFailures: Schema.NonNegativeInt
 }) {}
 
+/**
+ * Slowdown detection paused the batch (`pauseOnSlowdown`), with the figures that tripped it.
+ *
+ * @since 0.5.0
+ */
+export class SlowedDown extends Schema.TaggedClass<SlowedDown>()("SlowedDown", figureFields) {}
+
 /** @since 0.1.0 */
-export const PauseReason = Schema.Union(PausedByUser, CircuitBreakerOpen)
+export const PauseReason = Schema.Union(PausedByUser, CircuitBreakerOpen, SlowedDown)
 /** @since 0.1.0 */
 export type PauseReason = typeof PauseReason.Type
 

@@ -26,7 +26,7 @@ import {
 } from "./Errors.js"
 import { BatchId, IdempotencyKey, ItemKey, Note, Sequence, TenantId, WorkflowName } from "./Ids.js"
 import { Tag as ItemTag } from "./ItemState.js"
-import { BatchView, ItemResult, ItemView, Page, Progress, RedrivePlan } from "./Views.js"
+import { BatchView, ItemResult, ItemView, Page, Progress, RedrivePlan, Trends } from "./Views.js"
 
 /**
  * The caller of a request: its tenant, and a name shown as the actor of its commands.
@@ -204,6 +204,7 @@ export class BatchRpcs extends RpcGroup.make(
   }),
   Rpc.make("ListItems", { payload: ListItemsPayload, success: Page(ItemView), error: LookupErrors }),
   Rpc.make("GetProgress", { payload: BatchRef, success: Progress, error: LookupErrors }),
+  Rpc.make("GetTrends", { payload: BatchRef, success: Trends, error: LookupErrors }),
   Rpc.make("GetResults", { payload: BatchRef, success: ItemResult, error: LookupErrors, stream: true }),
   Rpc.make("StreamProgress", {
     payload: StreamProgressPayload,

@@ -108,7 +108,9 @@ export const batchEvents = [
   "ItemQuarantined",
   "ItemReleased",
   "ItemSkipped",
-  "Throttled"
+  "Throttled",
+  "SlowdownDetected",
+  "SlowdownRecovered"
 ] as const
 
 /** @since 0.5.0 */

@@ -6,10 +6,12 @@
 import * as Schema from "effect/Schema"
 import { BatchConfig } from "./BatchConfig.js"
 import { BatchState } from "./BatchState.js"
+import { DurationString } from "./Duration.js"
 import { BatchId, ItemKey, Sequence, WorkflowName } from "./Ids.js"
 import { ItemCounts } from "./ItemCounts.js"
 import { ItemError } from "./ItemError.js"
 import { ItemState, Tag as ItemTag } from "./ItemState.js"
+import { Baseline } from "./Slowdown.js"
 
 // a JSON number: JSON cannot carry Infinity or NaN (`JSON.stringify` writes them as null)
 const Measure = Schema.JsonNumber.pipe(Schema.nonNegative())
@@ -119,4 +121,38 @@ export class RedrivePlan extends Schema.Class<RedrivePlan>("RedrivePlan")({
   dryRun: Schema.Boolean,
   count: Schema.NonNegativeInt,
   items: Schema.Array(ItemKey)
+}) {}
+
+/**
+ * One sampled window of a batch's trends.
+ *
+ * @since 0.5.0
+ */
+export class TrendWindow extends Schema.Class<TrendWindow>("TrendWindow")({
+  /** when the window ended */
+  at: Schema.DateTimeUtc,
+  spanMs: Measure,
+  /** outcomes recorded in the window */
+  completed: Schema.NonNegativeInt,
+  /** outcomes per second */
+  throughput: Measure,
+  /** the p95 duration of the items that succeeded in the window, when any did */
+  p95Ms: Schema.optionalWith(Measure, { exact: true }),
+  /** items waiting to be claimed when the window ended */
+  backlog: Schema.NonNegativeInt
+}) {}
+
+/**
+ * A batch's slowdown trends: its latest windows (oldest first), its baseline once established, and
+ * its status: `off` (no slowdown detection configured), `learning` (no baseline yet), `normal` or
+ * `slow`.
+ *
+ * @since 0.5.0
+ */
+export class Trends extends Schema.Class<Trends>("Trends")({
+  batchId: BatchId,
+  status: Schema.Literal("off", "learning", "normal", "slow"),
+  window: Schema.optionalWith(DurationString, { exact: true }),
+  baseline: Schema.optionalWith(Baseline, { exact: true }),
+  windows: Schema.Array(TrendWindow)
 }) {}

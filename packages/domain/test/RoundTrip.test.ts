@@ -101,12 +101,14 @@ describe("BatchEvent", () => {
     ItemQuarantined: BatchEvent.ItemQuarantined,
     ItemReleased: BatchEvent.ItemReleased,
     ItemSkipped: BatchEvent.ItemSkipped,
-    Throttled: BatchEvent.Throttled
+    Throttled: BatchEvent.Throttled,
+    SlowdownDetected: BatchEvent.SlowdownDetected,
+    SlowdownRecovered: BatchEvent.SlowdownRecovered
   }
 
-  it("covers all 23 event tags, and the exported list of tags is the union's", () => {
-    assert.strictEqual(BatchEvent.BatchEvent.members.length, 23)
-    assert.strictEqual(Record.keys(schemas).length, 23)
+  it("covers all 25 event tags, and the exported list of tags is the union's", () => {
+    assert.strictEqual(BatchEvent.BatchEvent.members.length, 25)
+    assert.strictEqual(Record.keys(schemas).length, 25)
     assert.deepStrictEqual([...BatchEvent.tags].sort(), Record.keys(schemas).sort())
     assert.deepStrictEqual(Record.keys(Samples.events), Record.keys(schemas))
   })
@@ -146,7 +148,8 @@ describe("BatchConfig", () => {
         quarantine: { categories: [] },
         review: false,
         rateLimits: {},
-        leaseDuration: "30 seconds"
+        leaseDuration: "30 seconds",
+        pauseOnSlowdown: false
       })
     }))
 
@@ -165,7 +168,16 @@ describe("BatchConfig", () => {
         pauseAfterConsecutiveFailures: 8,
         review: true,
         rateLimits: { openai: { limit: 10, interval: "1 minute" } },
-        leaseDuration: "45 seconds"
+        leaseDuration: "45 seconds",
+        slowdown: {
+          window: "30 seconds",
+          baselineWindows: 4,
+          minItems: 200,
+          throughputBelow: 0.4,
+          p95Above: 3,
+          consecutive: 2
+        },
+        pauseOnSlowdown: true
       })
       // what a user writes decodes to the same config
       assert.deepStrictEqual(yield* BatchConfig.decode(encoded), Samples.fullConfig)

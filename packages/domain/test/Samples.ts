@@ -42,7 +42,16 @@ export const fullConfig = BatchConfig.BatchConfig.make({
   pauseAfterConsecutiveFailures: 8,
   review: true,
   rateLimits: { openai: BatchConfig.RateLimit.make({ limit: 10, interval: Duration.minutes(1) }) },
-  leaseDuration: Duration.seconds(45)
+  leaseDuration: Duration.seconds(45),
+  slowdown: BatchConfig.SlowdownConfig.make({
+    window: Duration.seconds(30),
+    baselineWindows: 4,
+    minItems: 200,
+    throughputBelow: 0.4,
+    p95Above: 3,
+    consecutive: 2
+  }),
+  pauseOnSlowdown: true
 })
 
 export const patch = BatchConfig.ConfigPatch.make({
@@ -170,5 +179,21 @@ export const events: { readonly [T in BatchEvent.Tag]: Extract<BatchEvent.BatchE
     limiter: "openai",
     retryAfter: Duration.seconds(20),
     effectiveConcurrency: 2
+  }),
+  SlowdownDetected: BatchEvent.SlowdownDetected.make({
+    ...common,
+    window: Duration.minutes(1),
+    throughput: 4.5,
+    baselineThroughput: 12,
+    p95Ms: 2400,
+    baselineP95Ms: 800,
+    windows: 3
+  }),
+  SlowdownRecovered: BatchEvent.SlowdownRecovered.make({
+    ...common,
+    window: Duration.minutes(1),
+    throughput: 11,
+    baselineThroughput: 12,
+    windows: 3
   })
 }

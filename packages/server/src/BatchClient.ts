@@ -98,6 +98,8 @@ export class BatchClient extends Context.Tag("@effect-batch/BatchClient")<BatchC
     options?: Omit<typeof Rpcs.ListItemsPayload.Encoded, "batchId">
   ) => Effect.Effect<Page<Views.ItemView>, Errors.BatchNotFound | ClientError>
   readonly progress: (batchId: string) => Effect.Effect<Views.Progress, Errors.BatchNotFound | ClientError>
+  /** The slowdown trends: the latest sampled windows, the baseline and the status. */
+  readonly trends: (batchId: string) => Effect.Effect<Views.Trends, Errors.BatchNotFound | ClientError>
   /** Every item's result, in key order. */
   readonly results: (batchId: string) => Stream.Stream<Views.ItemResult, Errors.BatchNotFound | ClientError>
   /** The events after `after` over one `StreamProgress` call (no reconnection; see `watch`). */
@@ -283,6 +285,7 @@ export const make = (options: Options) =>
       listItems: (batchId, options = {}) =>
         call(decodeListItems({ ...options, batchId }), (payload) => rpc.ListItems(payload)),
       progress: (batchId) => call(decodeRef({ batchId }), (payload) => rpc.GetProgress(payload)),
+      trends: (batchId) => call(decodeRef({ batchId }), (payload) => rpc.GetTrends(payload)),
       results: (batchId) => callStream(decodeRef({ batchId }), (payload) => rpc.GetResults(payload)),
       events: (batchId, after = 0) =>
         callStream(decodeProgress({ batchId, after }), (payload) => rpc.StreamProgress(payload)),

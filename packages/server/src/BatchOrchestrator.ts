@@ -12,6 +12,7 @@ import { EventLog } from "@effect-batch/tables/EventLog"
 import { ItemReader } from "@effect-batch/tables/ItemReader"
 import { ItemRepo } from "@effect-batch/tables/ItemRepo"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
+import { TrendRepo } from "@effect-batch/tables/TrendRepo"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -29,6 +30,7 @@ import * as Redrives from "./internal/Redrives.js"
 import * as Storage from "./internal/Storage.js"
 import * as Submission from "./internal/Submission.js"
 import { encodeItems, idempotencyKeyOf, runnableOf as runnableFrom, toStream } from "./internal/Submission.js"
+import * as Trends from "./internal/Trends.js"
 import { validatedItems } from "./internal/ValidateItems.js"
 import { Worker } from "./Worker.js"
 import type * as Workflow from "./Workflow.js"
@@ -183,6 +185,11 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     caller: Caller,
     batchId: Ids.BatchId
   ) => Effect.Effect<Views.Progress, Errors.BatchNotFound | Errors.StorageUnavailable>
+  /** The slowdown trends: the latest sampled windows, the baseline and the status. */
+  readonly trends: (
+    caller: Caller,
+    batchId: Ids.BatchId
+  ) => Effect.Effect<Views.Trends, Errors.BatchNotFound | Errors.StorageUnavailable>
   /** A page of the tenant's batches, newest first. */
   readonly list: (caller: Caller, options: {
     readonly state?: BatchState.Tag | undefined
@@ -228,6 +235,7 @@ export const make = Effect.gen(function*() {
   const registry = yield* WorkflowRegistry
   const stepRepo = yield* StepRepo
   const eventLog = yield* EventLog
+  const trendRepo = yield* TrendRepo
   const limits = yield* OrchestratorLimits
 
   const actorOf = (caller: Caller) => caller.actor ?? caller.tenant
@@ -379,6 +387,13 @@ export const make = Effect.gen(function*() {
         const steps = Option.isSome(names) ? yield* stepsOf(batchId, names.value, record) : undefined
         return progressOf(record, { ...stats, steps }, now)
       }).pipe(Storage.decide("progress")),
+    trends: (caller, batchId) =>
+      Effect.gen(function*() {
+        const record = yield* repo.getOrFail(caller.tenant, batchId)
+        const stored = yield* trendRepo.get(caller.tenant, batchId, Trends.windowsShown)
+        if (Option.isNone(stored)) return yield* new Errors.BatchNotFound({ batchId })
+        return Trends.toTrends(record, stored.value)
+      }).pipe(Storage.decide("trends")),
     list: (caller, options) =>
       Effect.map(repo.list(caller.tenant, options), (page) => ({
         items: page.items.map(toView),

@@ -2,7 +2,7 @@
  * Runs one batch in this process. The runner is several small parts (see `BatchRunner/`): a claimer
  * that leases items ahead into a local queue, executors that run them within this process's slot
  * share, a watchdog for their deadlines, a committer that records start marks and outcomes in
- * groups, lease renewal, and an announcer. This module wires them and reacts to the batch's state:
+ * groups, lease renewal, slowdown sampling, and an announcer. This module wires them and reacts to the batch's state:
  * `Running` runs, `Paused` stops starting and gives back what waits, anything else stops; when every
  * item is settled it settles the batch (or starts the next round of `retry-failed`).
  *
@@ -14,6 +14,7 @@ import type { BatchRecord } from "@effect-batch/tables/BatchRecord"
 import { BatchRepo } from "@effect-batch/tables/BatchRepo"
 import { type CommitResult, ItemRepo } from "@effect-batch/tables/ItemRepo"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
+import { TrendRepo } from "@effect-batch/tables/TrendRepo"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -27,6 +28,7 @@ import * as Committer from "./BatchRunner/Committer.js"
 import * as Executors from "./BatchRunner/Executors.js"
 import * as Leases from "./BatchRunner/Leases.js"
 import * as Run from "./BatchRunner/Run.js"
+import * as Trends from "./BatchRunner/Trends.js"
 import * as Watchdog from "./BatchRunner/Watchdog.js"
 import { BatchStateMachine } from "./internal/BatchStateMachine.js"
 import * as BatchStops from "./internal/BatchStops.js"
@@ -76,6 +78,7 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
     const repo = yield* BatchRepo
     const items = yield* ItemRepo
     const stepRepo = yield* StepRepo
+    const trendRepo = yield* TrendRepo
     const sharedLimiters = yield* SharedLimiters
     const machine = yield* BatchStateMachine
     const events = yield* BatchEvents
@@ -304,6 +307,22 @@ export class BatchRunner extends Effect.Service<BatchRunner>()("@effect-batch/Ba
         yield* FiberSet.run(parts, committer.run(onCommit(r, announcer, applyShare, FiberSet.clear(executorFibers))))
         yield* FiberSet.run(parts, Claimer.make({ run: r, applyShare }))
         yield* FiberSet.run(parts, Leases.make({ run: r, applyShare }))
+        yield* FiberSet.run(
+          parts,
+          Trends.make({
+            run: r,
+            trends: trendRepo,
+            committed: announcer.committed,
+            pause: (reason) =>
+              Effect.gen(function*() {
+                slots.hold(true)
+                r.stale = true
+                yield* stopBatch(r.record, BatchStops.Stop.Pause({ reason }), Effect.void)
+                r.stale = true
+                r.changed.notify()
+              }).pipe(Effect.catchAll((e) => Effect.logWarning("pausing the slow batch failed", e)))
+          })
+        )
         const executors = Executors.make({
           run: r,
           runnable: workflow.value,

@@ -1,10 +1,10 @@
 /**
- * The `effect-batch` command line: `demo`, `serve`, `submit`, `watch`, `status`, `results`, the
+ * The `effect-batch` command line: `demo`, `serve`, `submit`, `watch`, `status`, `trends`, `results`, the
  * batch commands, `campaign …`, `limiters`, and `backup` / `restore` of the embedded database.
  *
  * @since 0.1.0
  */
-import { Duration, type SharedLimiter } from "@effect-batch/domain"
+import { Duration, type SharedLimiter, Views } from "@effect-batch/domain"
 import { DurationString } from "@effect-batch/domain/Duration"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -24,6 +24,7 @@ import * as Campaign from "./Cli/Campaign.js"
 import * as Client from "./Cli/Client.js"
 import { parseItems } from "./Cli/Items.js"
 import * as Serve from "./Cli/Serve.js"
+import * as Trends from "./Cli/Trends.js"
 import * as Watch from "./Cli/Watch.js"
 import * as Workflows from "./Cli/Workflows.js"
 import * as Auth from "./Http/Auth.js"
@@ -178,6 +179,20 @@ const status = Command.make(
   Command.withDescription("print the batch's progress snapshot as JSON")
 )
 
+const trends = Command.make(
+  "trends",
+  { url, token, batchId, json: Options.boolean("json").pipe(Options.withDescription("print the trends as JSON")) },
+  (o) =>
+    withClient(
+      o,
+      (client) =>
+        Effect.flatMap(client.trends(o.batchId), (t) =>
+          Console.log(o.json ? JSON.stringify(Schema.encodeSync(Views.Trends)(t), null, 2) : Trends.render(t)))
+    )
+).pipe(
+  Command.withDescription("print the batch's slowdown status (off, learning, normal, slow) and its latest windows")
+)
+
 const results = Command.make(
   "results",
   { url, token, batchId },
@@ -313,6 +328,7 @@ export const command = Command.make("effect-batch").pipe(
     submit,
     watch,
     status,
+    trends,
     results,
     simple("pause", (c, id, n) => c.pause(id, n)),
     simple("resume", (c, id) => c.resume(id)),

@@ -13,6 +13,7 @@ import { LimiterRepo } from "@effect-batch/tables/LimiterRepo"
 import * as Migrations from "@effect-batch/tables/Migrations"
 import type { Notifier } from "@effect-batch/tables/Notifier"
 import { StepRepo } from "@effect-batch/tables/StepRepo"
+import { TrendRepo } from "@effect-batch/tables/TrendRepo"
 import type { MigrationError } from "@effect/sql/Migrator"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import * as Layer from "effect/Layer"
@@ -34,7 +35,7 @@ import type { WorkflowRegistry } from "./WorkflowRegistry.js"
  * @since 0.1.0
  */
 export const layerRepos: Layer.Layer<
-  BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo | LimiterRepo | CampaignRepo,
+  BatchRepo | ItemRepo | ItemReader | EventLog | StepRepo | LimiterRepo | CampaignRepo | TrendRepo,
   MigrationError | StorageUnavailable,
   SqlClient
 > = Layer.mergeAll(
@@ -44,7 +45,8 @@ export const layerRepos: Layer.Layer<
   EventLog.Default,
   StepRepo.Default,
   LimiterRepo.Default,
-  CampaignRepo.Default
+  CampaignRepo.Default,
+  TrendRepo.Default
 ).pipe(Layer.provide(Migrations.layer), Storage.decideLayer)
 
 /**
@@ -66,6 +68,7 @@ export const layer: Layer.Layer<
   | ItemRepo
   | ItemReader
   | EventLog
+  | TrendRepo
   | SharedLimiters,
   MigrationError | StorageUnavailable,
   SqlClient | Notifier | WorkflowRegistry

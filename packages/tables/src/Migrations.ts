@@ -179,6 +179,28 @@ const schemaV7 = (t: TableNames): ReadonlyArray<string> => [
   `ALTER TABLE ${t.items} ADD COLUMN lost_leases int NOT NULL DEFAULT 0`
 ]
 
+/**
+ * Slowdown trends: one row per sampled window of a batch (tenant-scoped like its batch), and on the
+ * batch row the sampling cursor (the end of the last window and the event sequence it reached), the
+ * baseline once established, and whether the batch is slow now. Windows are kept as long as their
+ * batch (batches are never deleted).
+ */
+const schemaV9 = (t: TableNames): ReadonlyArray<string> => [
+  `CREATE TABLE ${t.trends} (
+    batch_id uuid NOT NULL,
+    tenant text NOT NULL,
+    at_ms bigint NOT NULL,
+    span_ms bigint NOT NULL CHECK (span_ms > 0),
+    completed int NOT NULL,
+    p95_ms double precision,
+    backlog int NOT NULL,
+    PRIMARY KEY (batch_id, at_ms)
+  )`,
+  `ALTER TABLE ${t.batches} ADD COLUMN trend_at_ms bigint, ADD COLUMN trend_seq int NOT NULL DEFAULT 0,
+    ADD COLUMN trend_baseline jsonb, ADD COLUMN slow boolean NOT NULL DEFAULT false`,
+  `CREATE INDEX ${t.prefix}batches_slow ON ${t.batches} (state_tag) WHERE slow`
+]
+
 /** A migration that runs DDL statements in order. */
 const statements = (list: ReadonlyArray<string>) =>
   Effect.gen(function*() {
@@ -272,7 +294,8 @@ export const migrations = (t: TableNames): Record<string, Effect.Effect<void, un
   "5_limiters": statements(schemaV5(t)),
   "6_campaigns": statements(schemaV6(t)),
   "7_lost_leases": statements(schemaV7(t)),
-  "8_step_counts": statements(schemaV8(t))
+  "8_step_counts": statements(schemaV8(t)),
+  "9_trends": statements(schemaV9(t))
 })
 
 /**

@@ -137,6 +137,15 @@ export class StatsReader extends Effect.Service<StatsReader>()("@effect-batch/St
         Effect.withSpan("StatsReader.claimLag")
       )
 
-    return { ping, batchesByState, itemsByState, claimLag } as const
+    /** Running or paused batches that slowdown detection found slow (and that have not recovered). */
+    const slowBatches: Effect.Effect<number, SqlError> = sql`SELECT count(*)::int AS count FROM ${batches}
+      WHERE slow AND state_tag IN ('Running', 'Paused')`.pipe(
+      Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ count: Num })))),
+      Effect.map((rows) => rows[0]?.count ?? 0),
+      Effect.catchTag("ParseError", Effect.die),
+      Effect.withSpan("StatsReader.slowBatches")
+    )
+
+    return { ping, batchesByState, itemsByState, claimLag, slowBatches } as const
   })
 }) {}

@@ -35,6 +35,8 @@ export interface TableNames {
   readonly campaigns: string
   /** the per-campaign event log */
   readonly campaignEvents: string
+  /** the sampled throughput and duration windows of each batch (slowdown detection) */
+  readonly trends: string
 }
 
 /**
@@ -70,7 +72,8 @@ export const names = (prefix: string): TableNames => {
     limiterUsers: `${prefix}limiter_users`,
     streams: `${prefix}streams`,
     campaigns: `${prefix}campaigns`,
-    campaignEvents: `${prefix}campaign_events`
+    campaignEvents: `${prefix}campaign_events`,
+    trends: `${prefix}trends`
   }
 }
 

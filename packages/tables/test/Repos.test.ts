@@ -1013,7 +1013,8 @@ for (const [name, db] of TestDatabase.databases) {
             [5, "limiters"],
             [6, "campaigns"],
             [7, "lost_leases"],
-            [8, "step_counts"]
+            [8, "step_counts"],
+            [9, "trends"]
           ])
           const functions = yield* sql<{ proname: string }>`SELECT proname FROM pg_proc
             WHERE proname LIKE ${`${t.prefix}%`} ORDER BY proname`

@@ -14,6 +14,7 @@ import { auth, describeError, followEvents, forgetToken, rpc, RpcError, storeTok
 import type { ItemView } from "./Controls.js"
 import { command, loadItems, onEvent, retryFailed, scheduleRefresh, setFilter, wireButtons } from "./Controls.js"
 import { $, badge, barOf, clear, formatTime, h, renderList, setText, settled, stateLabels, total } from "./Dom.js"
+import { renderTrends } from "./Trends.js"
 
 /** A batch as the server encodes it. */
 export type BatchView = Answer<"GetBatch">
@@ -197,10 +198,15 @@ export const followBatch = (after: number): void => {
 export const refreshBatch = (): Promise<void> => {
   const id = ui.batchId
   if (id === null) return Promise.resolve()
-  return Promise.all([rpc("GetBatch", { batchId: id }), rpc("GetProgress", { batchId: id })]).then(([b, p]) => {
+  return Promise.all([
+    rpc("GetBatch", { batchId: id }),
+    rpc("GetProgress", { batchId: id }),
+    rpc("GetTrends", { batchId: id })
+  ]).then(([b, p, t]) => {
     if (id !== ui.batchId) return
     ui.batch = b
     renderBatch(b, p)
+    renderTrends(t)
   }, failed)
 }
 

@@ -68,6 +68,9 @@ const describeState = (s: BatchState): string => {
           return "by " + r.actor + (r.note ? ": " + r.note : "")
         case "CircuitBreakerOpen":
           return "circuit breaker: " + r.consecutiveFailures + " consecutive failures"
+        case "SlowedDown":
+          return "slowed down: " + r.throughput.toFixed(1) + " items per " + r.window + " against " +
+            r.baselineThroughput.toFixed(1) + " at first"
         default:
           return absurd(r)
       }

@@ -131,6 +131,10 @@ const eventDetail = (event: BatchEvent.Encoded): string => {
     case "ItemFailed":
     case "ItemRetryScheduled":
       return event.itemKey + " — " + formatItemError(event.error)
+    case "SlowdownDetected":
+    case "SlowdownRecovered":
+      return event.throughput.toFixed(1) + " items per " + event.window + " (baseline " +
+        event.baselineThroughput.toFixed(1) + ")"
     case "ItemStarted":
     case "ItemTimedOut":
     case "StepCompleted":

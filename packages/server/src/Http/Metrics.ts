@@ -1,6 +1,6 @@
 /**
- * `GET /metrics`: Prometheus text exposition. Batches by state and items by state (over every tenant,
- * from the batches' counters), open event streams and the worker loop of this process, the claim
+ * `GET /metrics`: Prometheus text exposition. Batches by state, slow batches and items by state (over
+ * every tenant, from the batches' counters), open event streams and the worker loop of this process, the claim
  * lag, and the state of every shared rate limiter across the fleet (labelled by tenant and limiter);
  * then the counters and histograms of this process's attempts (Effect metrics named `effect_batch_…`).
  * No token needed: keep it on an internal network (the limiters' labels name tenants).
@@ -49,8 +49,9 @@ export const collect = Effect.gen(function*() {
   const worker = yield* Worker
   const streams = yield* OpenStreams
   const now = yield* Clock.currentTimeMillis
-  const [batches, items, lag, tick, open, limiters, registry] = yield* Effect.all([
+  const [batches, slow, items, lag, tick, open, limiters, registry] = yield* Effect.all([
     stats.batchesByState,
+    stats.slowBatches,
     stats.itemsByState,
     stats.claimLag(now),
     worker.health,
@@ -66,6 +67,12 @@ export const collect = Effect.gen(function*() {
       name: "effect_batch_batches",
       help: "Batches by state.",
       samples: batches.map((b) => [{ state: b.state }, b.count])
+    },
+    {
+      type: "gauge",
+      name: "effect_batch_batches_slow",
+      help: "Running or paused batches that slowdown detection found slower than their own baseline.",
+      samples: [[{}, slow]]
     },
     {
       type: "gauge",

@@ -58,6 +58,7 @@ export const layerHandlers = Rpcs.BatchRpcs.toLayer(Effect.gen(function*() {
     ListBatches: (payload) => as((c) => orchestrator.list(c, payload)),
     ListItems: ({ batchId, ...options }) => as((c) => orchestrator.listItems(c, batchId, options)),
     GetProgress: ({ batchId }) => as((c) => orchestrator.progress(c, batchId)),
+    GetTrends: ({ batchId }) => as((c) => orchestrator.trends(c, batchId)),
     GetResults: ({ batchId }) =>
       Stream.unwrap(Effect.map(caller, (c) => orchestrator.results(c, batchId))).pipe(
         Storage.decideStream("RPC")

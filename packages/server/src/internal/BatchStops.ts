@@ -1,7 +1,8 @@
 /**
  * Stopping a batch because of recorded outcomes: what the policy decides once they are committed (an
  * abort-all failure, an exceeded error budget, the circuit breaker) and the commands that carry it
- * out. The runner uses it after each group commit, the worker after it records lost attempts.
+ * out (also for a detected slowdown under `pauseOnSlowdown`). The runner uses it after each group
+ * commit and after a slowdown, the worker after it records lost attempts.
  */
 import { BatchCommand, BatchState, ItemCounts, Policy, Summary } from "@effect-batch/domain"
 import type { BatchConfig } from "@effect-batch/domain"
@@ -20,7 +21,7 @@ export type Stop = Data.TaggedEnum<{
   /** fail it, skipping what is left */
   Fail: { readonly reason: BatchState.FailureReason }
   /** pause it until a person resumes it */
-  Pause: { readonly consecutiveFailures: number }
+  Pause: { readonly reason: BatchState.PauseReason }
 }>
 export const Stop = Data.taggedEnum<Stop>()
 
@@ -56,7 +57,9 @@ export const afterRecorded = (
         Stop.Fail({ reason: new BatchState.ErrorBudgetExceeded({ failed: action.failed, settled: action.settled }) })
       )
     case "AutoPause":
-      return Option.some(Stop.Pause({ consecutiveFailures: action.consecutiveFailures }))
+      return Option.some(
+        Stop.Pause({ reason: new BatchState.CircuitBreakerOpen({ consecutiveFailures: action.consecutiveFailures }) })
+      )
     default:
       return Option.none()
   }
@@ -87,14 +90,11 @@ export const execute = (
             Effect.asVoid(items.skipRemaining({ batchId: current.id, reason: "aborted", now }))
         })
       ),
-    Pause: ({ consecutiveFailures }) =>
+    Pause: ({ reason }) =>
       machine.execute({
         tenant: record.tenant,
         batchId: record.id,
-        command: (_, at) =>
-          Effect.succeed(
-            new BatchCommand.Pause({ at, reason: new BatchState.CircuitBreakerOpen({ consecutiveFailures }) })
-          )
+        command: (_, at) => Effect.succeed(new BatchCommand.Pause({ at, reason }))
       })
   }).pipe(Effect.asVoid)
 

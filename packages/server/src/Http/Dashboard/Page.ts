@@ -77,6 +77,7 @@ export const html = `<!doctype html>
     </div>
     <div id="counts" class="counts"></div>
     <div id="stages" class="muted"></div>
+    <div id="trends" class="trends"></div>
     <div class="actions">
       <input id="note" maxlength="2000" placeholder="note (optional)">
       <button data-action="pause">Pause</button>
@@ -239,6 +240,9 @@ dialog::backdrop { background: rgba(20, 24, 33, .45); }
 .tile .tile-head { display: flex; justify-content: space-between; align-items: center; gap: 6px; }
 .tile .bar { min-width: 0; }
 .links li { cursor: pointer; } .links li:hover { background: #f0f4ff; }
+.trends { margin: 8px 0; } .trends-head { font-size: 13px; color: #555; }
+.trend-chart { width: 100%; max-width: 480px; height: 90px; background: #fafafa; border-radius: 4px; }
+.trend-throughput { stroke: #2d6cdf; stroke-width: 2; } .trend-p95 { stroke: #d97706; stroke-width: 1.5; stroke-dasharray: 4 3; }
 #auth form { display: flex; gap: 8px; } #auth input { flex: 1; }
 @media (max-width: 900px) { .columns { grid-template-columns: 1fr; } .counts { grid-template-columns: repeat(4, 1fr); } }
 `
