@@ -14,6 +14,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     fileParallelism: true,
+    // two files at a time on the 2-core machines this runs on: most files wait on processes, sockets
+    // and Postgres more than they compute
+    maxWorkers: 2,
     pool: "forks"
   }
 })
