@@ -85,5 +85,7 @@ describe("Server.layerConfig", () => {
       const error = yield* Effect.flip(Layer.build(Server.layerConfig([echo])).pipe(withEnv({ PORT: "1" })))
       assert.match(String(error), /EFFECT_BATCH_TOKENS/)
       assert.match(String(error), /EFFECT_BATCH_TOKENS_FILE/)
+      // a program has no --demo or --tokens-file to pass
+      assert.notMatch(String(error), /--demo|--tokens-file/)
     }))
 })

@@ -169,7 +169,7 @@ export const layer = <const Ws extends ReadonlyArray<WorkflowRegistry.AnyWorkflo
  */
 export const layerConfig = <const Ws extends ReadonlyArray<WorkflowRegistry.AnyWorkflow>>(workflows: Ws) =>
   Layer.unwrapEffect(Effect.gen(function*() {
-    const configured = yield* Tokens.configured({ demo: false, file: yield* tokensFile })
+    const configured = yield* Tokens.configured({ demo: false, file: yield* tokensFile, asker: "library" })
     return layer({
       workflows,
       port: yield* port,

@@ -50,7 +50,12 @@ export const readFile = (path: string) =>
  *
  * @since 0.5.0
  */
-export const configured = (options: { readonly demo: boolean; readonly file: Option.Option<string> }) =>
+export const configured = (options: {
+  readonly demo: boolean
+  readonly file: Option.Option<string>
+  /** who asks: `serve` names its flags in the refusal, a program embedding the server only the variables */
+  readonly asker?: "serve" | "library" | undefined
+}) =>
   Effect.flatMap(Config.option(Config.redacted(Auth.envVar)), (inline) => {
     if (Option.isSome(inline) && Option.isSome(options.file)) {
       return Effect.fail(ConfigError.InvalidData(
@@ -63,8 +68,11 @@ export const configured = (options: { readonly demo: boolean; readonly file: Opt
     if (!options.demo) {
       return Effect.fail(ConfigError.MissingData(
         [Auth.envVar],
-        `serve needs tokens: set ${Auth.envVar}=<token>=<tenant>[:<actor>],…, or name a file of them with ` +
-          `--tokens-file or ${Auth.fileEnvVar} (or pass --demo to accept the demo token)`
+        options.asker === "library"
+          ? `the server needs tokens: set ${Auth.envVar}=<token>=<tenant>[:<actor>],…, or name a file of them ` +
+            `with ${Auth.fileEnvVar}`
+          : `serve needs tokens: set ${Auth.envVar}=<token>=<tenant>[:<actor>],…, or name a file of them with ` +
+            `--tokens-file or ${Auth.fileEnvVar} (or pass --demo to accept the demo token)`
       ))
     }
     return fromText([Auth.envVar], Auth.parse, `${Demo.token}=${Demo.tenant}:demo-user`, true)
