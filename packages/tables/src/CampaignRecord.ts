@@ -112,7 +112,7 @@ export const batchCounts = (r: CampaignPolicy.Rollup): CampaignViews.BatchCounts
     cancelled: r.cancelled,
     rejected: r.rejected,
     done: CampaignPolicy.done(r)
-  })
+  }, true)
 
 /**
  * The client's view of a campaign with its roll-up.
@@ -132,7 +132,7 @@ export const toView = (record: CampaignRecord, rollup: CampaignPolicy.Rollup): C
     lastSeq: record.seq,
     createdAt: DateTime.unsafeMake(record.createdAtMs),
     updatedAt: DateTime.unsafeMake(record.updatedAtMs)
-  })
+  }, true)
 
 /** A campaign with no child batch counted. */
 export const emptyRollup: CampaignPolicy.Rollup = {

@@ -88,7 +88,7 @@ const toView = (row: ItemRow) =>
       state: yield* stateOf(row),
       ...(row.duration_ms === null ? {} : { durationMs: row.duration_ms }),
       ...(row.steps === undefined || row.steps === 0 ? {} : { steps: row.steps })
-    })
+    }, true)
   })
 
 const toResult = (row: ItemRow) =>
@@ -102,7 +102,7 @@ const toResult = (row: ItemRow) =>
       state: itemStateTag[row.state],
       ...(row.state === "succeeded" ? { output: row.output } : {}),
       ...error
-    })
+    }, true)
   })
 
 /**
@@ -204,7 +204,7 @@ export class ItemReader extends Effect.Service<ItemReader>()("@effect-batch/Item
                   attempt: row.attempt,
                   error,
                   at: DateTime.unsafeMake(row.at ?? 0)
-                })
+                }, true)
               ))),
             (latestErrors) => ({
               recentlyFinished: summary[0]?.recent ?? 0,

@@ -135,14 +135,17 @@ export const check = (
     const config = yield* HttpConfig
     const refuse = (error: HttpError, options?: Parameters<typeof failure>[1]) =>
       Effect.map(failure(error, options), Either.left)
-    const tooLarge = new Errors.LimitExceeded({ limit: "request body bytes", max: config.maxRpcBodyBytes })
     const principal = yield* Effect.either(auth.authenticate(bearerToken(request.headers)))
     if (Either.isLeft(principal)) return yield* refuse(principal.left, { headers: { "www-authenticate": "Bearer" } })
     // A known length lets an oversized body be refused before it is read, with a 413 the client gets
     const length = request.headers["content-length"]
     if (length === undefined) return yield* refuse(invalid("Content-Length is required"), { status: 411 })
     if (!/^[0-9]+$/.test(length)) return yield* refuse(invalid("invalid Content-Length"))
-    if (Number(length) > config.maxRpcBodyBytes) return yield* refuse(tooLarge, { status: 413 })
+    if (Number(length) > config.maxRpcBodyBytes) {
+      return yield* refuse(new Errors.LimitExceeded({ limit: "request body bytes", max: config.maxRpcBodyBytes }), {
+        status: 413
+      })
+    }
     const body = yield* Effect.either(
       HttpIncomingMessage.withMaxBodySize(request.text, Option.some(config.maxRpcBodyBytes))
     )

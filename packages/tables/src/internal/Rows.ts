@@ -100,7 +100,7 @@ export const countsOf = (row: {
     failed: row.failed,
     quarantined: row.quarantined,
     skipped: row.skipped
-  })
+  }, true)
 
 export const decodeState = Schema.decodeUnknown(BatchState.BatchState)
 export const encodeState = Schema.encode(BatchState.BatchState)
