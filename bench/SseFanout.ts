@@ -52,7 +52,15 @@ const spawnServer = (options: ServerOptions) =>
       const exited = yield* Deferred.make<number | null>()
       const child = ChildProcess.spawn(
         process.execPath,
-        ["--conditions=@effect-batch/source", "--import", "tsx", self, "--serve", JSON.stringify(options)],
+        [
+          "--expose-gc",
+          "--conditions=@effect-batch/source",
+          "--import",
+          "tsx",
+          self,
+          "--serve",
+          JSON.stringify(options)
+        ],
         { stdio: ["pipe", "pipe", "inherit"] }
       )
       Readline.createInterface({ input: child.stdout }).on("line", (line) => {

@@ -68,6 +68,9 @@ export const Report = Schema.TaggedStruct("Report", {
   announced: Times,
   /** this process, from `Ready` until `go` (the subscribers connecting) */
   connectCpuMs: Schema.Number,
+  /** this process's heap and RSS after forced GCs (bytes): before the subscribers connect, and once all have */
+  memoryBefore: Schema.Struct({ heap: Schema.Number, rss: Schema.Number }),
+  memoryConnected: Schema.Struct({ heap: Schema.Number, rss: Schema.Number }),
   /** this process, from `go` until the report was asked for */
   cpuMs: Schema.Number,
   /** the Postgres backends of the benchmark's database over the same span (null: embedded) */
@@ -149,6 +152,17 @@ const pairs = (query: string) =>
   )
 
 const clockTicks = 100
+
+/** Heap and RSS after two forced GCs (the server runs with `--expose-gc`). */
+const memory = Effect.promise(async () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 2; i++) {
+    gc?.()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const usage = process.memoryUsage()
+  return { heap: usage.heapUsed, rss: usage.rss }
+})
 
 /** CPU milliseconds used so far by process `pid` (Linux `/proc`; 0 once it has exited). */
 const pidCpuMs = (pid: number) => {
@@ -240,14 +254,16 @@ export const serve = (options: ServerOptions) =>
       )
       const profile = (phase: string) =>
         startProfile(options.profile === undefined ? undefined : `${options.profile}-${phase}.cpuprofile`)
+      const memoryBefore = yield* memory
       const connectProfile = yield* profile("connect")
       const connectCpuStart = processCpuMs()
       yield* send(Ready.make({ url, batchId: batch.id, seq: before.lastSeq }))
 
       yield* expect("go")
       yield* connectProfile
+      const connectCpuMs = processCpuMs() - connectCpuStart
+      const memoryConnected = yield* memory
       const cpuStart = processCpuMs()
-      const connectCpuMs = cpuStart - connectCpuStart
       const runProfile = yield* profile("run")
       const databaseStart = options.db === "postgres" ? yield* backendsCpu : new Map<number, number>()
       const started = performance.now()
@@ -276,6 +292,8 @@ export const serve = (options: ServerOptions) =>
         tags: tags.map((row) => row.tag),
         announced,
         connectCpuMs,
+        memoryBefore,
+        memoryConnected,
         cpuMs,
         databaseCpuMs: options.db === "postgres" ? databaseCpuMs : null
       }))

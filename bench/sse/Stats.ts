@@ -54,6 +54,9 @@ export interface RunStats {
   readonly drainMs: number
   readonly deliveriesPerSecond: number
   readonly connectCpuMs: number
+  /** server heap / RSS growth per connected subscriber (bytes), after forced GCs */
+  readonly heapPerSubscriber: number
+  readonly rssPerSubscriber: number
   readonly serverCpuMs: number
   readonly databaseCpuMs: number | null
   readonly clientCpuMs: number
@@ -150,6 +153,8 @@ export const summarize = (input: {
     drainMs,
     deliveriesPerSecond: samples / (drainMs / 1000),
     connectCpuMs: report.connectCpuMs,
+    heapPerSubscriber: (report.memoryConnected.heap - report.memoryBefore.heap) / subscribers.length,
+    rssPerSubscriber: (report.memoryConnected.rss - report.memoryBefore.rss) / subscribers.length,
     serverCpuMs: report.cpuMs,
     databaseCpuMs: report.databaseCpuMs,
     clientCpuMs: input.clientCpuMs
@@ -174,6 +179,10 @@ export const table = (runs: ReadonlyArray<readonly [name: string, stats: RunStat
     ["first → last subscriber, per event (ms)", (s) => row(s.firstToLast)],
     ["connect all: headers / subscribed and caught up (ms)", (s) => `${int(s.headersMs)} / ${int(s.connectMs)}`],
     ["server CPU while connecting (ms)", (s) => int(s.connectCpuMs)],
+    [
+      "server memory per connected subscriber: heap / RSS (KiB, after GC)",
+      (s) => `${ms(s.heapPerSubscriber / 1024)} / ${ms(s.rssPerSubscriber / 1024)}`
+    ],
     ["batch run (go → settled) / drain (go → last receipt) (ms)", (s) => `${int(s.runMs)} / ${int(s.drainMs)}`],
     ["deliveries per second (live)", (s) => int(s.deliveriesPerSecond)],
     [

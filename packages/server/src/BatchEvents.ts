@@ -24,7 +24,9 @@ import * as RcMap from "effect/RcMap"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Fanout from "./internal/Fanout.js"
 import * as Storage from "./internal/Storage.js"
 
 /**
@@ -116,6 +118,36 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
           return { out, start }
         })
     })
+
+    const hubs = yield* RcMap.make({
+      idleTimeToLive: "5 seconds",
+      lookup: (batchId: Ids.BatchId) =>
+        Effect.gen(function*() {
+          const tailer = yield* RcMap.get(tailers, batchId)
+          const live = yield* PubSub.subscribe(tailer.out)
+          return yield* Fanout.make({ live, readAfter: (after, limit) => log.readAfter(batchId, after, limit) })
+        })
+    })
+
+    /**
+     * Delivers the events of a batch after `after` to `sink` (the replay from the log, then live, with
+     * no gap and no duplicate, through the batch's one fan-out in this process) until the batch's latest
+     * terminal event, or the event at `endAt` when given, then ends the sink; or until the scope closes.
+     */
+    const subscribe = (
+      batchId: Ids.BatchId,
+      after: number,
+      sink: Fanout.Sink<BatchEvent.BatchEvent>,
+      endAt?: number
+    ): Effect.Effect<void, Errors.StorageUnavailable, Scope.Scope> =>
+      Effect.gen(function*() {
+        const hub = yield* RcMap.get(hubs, batchId)
+        const current = endAt ?? Option.getOrElse(yield* log.lastSeq(batchId), () => 0)
+        const isLast = endAt === undefined
+          ? (event: BatchEvent.BatchEvent) => BatchEvent.isTerminal(event) && event.seq >= current
+          : (event: BatchEvent.BatchEvent) => event.seq >= current
+        yield* hub.join(after, isLast, sink)
+      }).pipe(Storage.decide("following a batch's events"))
 
     /** Announces that a batch has committed events up to `seq` (to this process and the others). */
     const committed = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
@@ -213,7 +245,7 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
       Stream.catchAllCause(() => Stream.empty)
     )
 
-    return { committed, changes, events, commanded, commands } as const
+    return { committed, changes, events, subscribe, commanded, commands } as const
   }),
   dependencies: [EventLog.Default]
 }) {}

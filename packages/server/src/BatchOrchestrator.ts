@@ -22,9 +22,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { BatchEvents } from "./BatchEvents.js"
 import { BatchStateMachine } from "./internal/BatchStateMachine.js"
+import type * as Fanout from "./internal/Fanout.js"
 import { progressOf, windowMs } from "./internal/Progress.js"
 import * as Redrives from "./internal/Redrives.js"
 import * as Storage from "./internal/Storage.js"
@@ -175,6 +177,18 @@ export class BatchOrchestrator extends Context.Tag("@effect-batch/BatchOrchestra
     batchId: Ids.BatchId,
     after: number
   ) => Stream.Stream<BatchEvent.BatchEvent, Errors.BatchNotFound | Errors.StorageUnavailable>
+  /**
+   * Like `events`, delivered to `sink` through the batch's one fan-out in this process (for many
+   * subscribers: no stream per subscriber), ending the sink after the batch's latest terminal event or
+   * the event at `endAt`. Runs until then or until the scope closes.
+   */
+  readonly subscribe: (
+    caller: Caller,
+    batchId: Ids.BatchId,
+    after: number,
+    sink: Fanout.Sink<BatchEvent.BatchEvent>,
+    endAt?: number
+  ) => Effect.Effect<void, Errors.BatchNotFound | Errors.StorageUnavailable, Scope.Scope>
   /** Every item's result in key order, streamed. */
   readonly results: (
     caller: Caller,
@@ -374,6 +388,11 @@ export const make = Effect.gen(function*() {
     updateConfig: (caller, batchId, patch) =>
       decideCommand(command(caller, batchId, (_, at) => new BatchCommand.UpdateConfig({ at, patch }))),
     events: (caller, batchId, after) => Storage.decideStream("events")(eventsOf(caller, batchId, after)),
+    subscribe: (caller, batchId, after, sink, endAt) =>
+      Effect.zipRight(
+        Storage.decide("events")(repo.getOrFail(caller.tenant, batchId)),
+        events.subscribe(batchId, after, sink, endAt)
+      ),
     results: (caller, batchId) =>
       Stream.unwrap(Effect.as(repo.getOrFail(caller.tenant, batchId), reader.results(batchId))).pipe(
         Storage.decideStream("results")

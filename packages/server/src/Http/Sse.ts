@@ -23,8 +23,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
@@ -32,7 +34,9 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Readable } from "node:stream"
 import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
+import type * as Fanout from "../internal/Fanout.js"
 import * as Storage from "../internal/Storage.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
@@ -85,10 +89,9 @@ export const frames = <A extends { readonly _tag: string; readonly seq: number }
   }
 }
 
-/** What a client's buffer holds, as one buffer: one write to the socket instead of one per frame. */
-const joined = (chunk: Chunk.Chunk<Uint8Array>): Chunk.Chunk<Uint8Array> => {
-  if (chunk.length <= 1) return chunk
-  const parts = Chunk.toReadonlyArray(chunk)
+/** Frames as one buffer: one write to the socket instead of one per frame. */
+const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
   let size = 0
   for (const part of parts) size += part.length
   const out = new Uint8Array(size)
@@ -97,7 +100,26 @@ const joined = (chunk: Chunk.Chunk<Uint8Array>): Chunk.Chunk<Uint8Array> => {
     out.set(part, at)
     at += part.length
   }
-  return Chunk.of(out)
+  return out
+}
+
+/** What a client's buffer holds, as one buffer. */
+const joined = (chunk: Chunk.Chunk<Uint8Array>): Chunk.Chunk<Uint8Array> =>
+  chunk.length <= 1 ? chunk : Chunk.of(concat(Chunk.toReadonlyArray(chunk)))
+
+/**
+ * The frames of a delivery as one buffer. A fan-out hands the same array of live events to every
+ * subscriber that is up to date, so the buffer is built once and written to each of their sockets.
+ */
+const framesOf = <A>(frame: (event: A) => Uint8Array) => {
+  const built = new WeakMap<ReadonlyArray<A>, Uint8Array>()
+  return (events: ReadonlyArray<A>): Uint8Array => {
+    const cached = built.get(events)
+    if (cached !== undefined) return cached
+    const bytes = concat(events.map(frame))
+    built.set(events, bytes)
+    return bytes
+  }
 }
 
 const toFrame = frames(BatchEvent.BatchEvent)
@@ -207,6 +229,97 @@ export const respond = <A, E>(
       headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
     }))
 
+/** The most bytes of frames a fanned-out client may have waiting before it counts as stalled. */
+const maxBufferedBytes = 1024 * 1024
+
+/** An open fanned-out stream: what its client has not read yet waits in `readable`. */
+interface Open {
+  readonly readable: Readable
+  readonly request: HttpServerRequest.HttpServerRequest
+  /** since when more than `maxBufferedBytes` have been waiting */
+  stalledSince: number | undefined
+  ended: boolean
+}
+
+const push = (open: Open, bytes: Uint8Array | null) => {
+  if (open.ended) return
+  if (bytes === null) open.ended = true
+  open.readable.push(bytes)
+}
+
+/**
+ * The fanned-out streams of a route: one heartbeat loop and one stall check for all of them (not a
+ * fiber per stream), and their end when the server stops.
+ */
+const makeOpenStreams = Effect.gen(function*() {
+  const config = yield* HttpConfig
+  const open = new Set<Open>()
+  yield* Effect.sleep(config.heartbeat).pipe(
+    Effect.zipRight(Effect.sync(() => {
+      for (const stream of open) push(stream, heartbeatLine)
+    })),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  const stallMs = Duration.toMillis(config.stallTimeout)
+  yield* Effect.sleep(Duration.millis(Math.max(50, stallMs / 4))).pipe(
+    Effect.zipRight(Clock.currentTimeMillis),
+    Effect.flatMap((now) => {
+      const cut: Array<Open> = []
+      for (const stream of open) {
+        if (stream.readable.readableLength <= maxBufferedBytes) stream.stalledSince = undefined
+        else if (stream.stalledSince === undefined) stream.stalledSince = now
+        else if (now - stream.stalledSince >= stallMs) cut.push(stream)
+      }
+      return Effect.forEach(cut, (stream) => {
+        open.delete(stream)
+        stream.ended = true
+        return Effect.logInfo("disconnecting an SSE client that stopped reading").pipe(
+          Effect.zipRight(disconnect(stream.request))
+        )
+      }, { discard: true })
+    }),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const stream of open) push(stream, null)
+    })
+  )
+  return open
+})
+
+/**
+ * The `text/event-stream` response of a fanned-out stream: `subscribe` delivers the events to a sink
+ * that writes their frames (built once per delivery) to a readable piped to the client's socket.
+ */
+const respondFanned = <A>(
+  open: Set<Open>,
+  request: HttpServerRequest.HttpServerRequest,
+  frames: (events: ReadonlyArray<A>) => Uint8Array,
+  subscribe: (sink: Fanout.Sink<A>) => Effect.Effect<void, unknown, Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const stream: Open = { readable: new Readable({ read() {} }), request, stalledSince: undefined, ended: false }
+    push(stream, opening)
+    open.add(stream)
+    yield* Effect.addFinalizer(() => Effect.sync(() => open.delete(stream)))
+    yield* subscribe({ deliver: (events) => push(stream, frames(events)), end: () => push(stream, null) }).pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : Effect.logWarning("event stream failed; the client resumes from its last id", cause)
+      ),
+      Effect.ensuring(Effect.sync(() => push(stream, null))),
+      Effect.forkScoped
+    )
+    return HttpServerResponse.raw(stream.readable, {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
+    })
+  })
+
 const isRouteError = (
   error: unknown
 ): error is Errors.Unauthorized | Errors.InvalidRequest | Errors.LimitExceeded | Errors.StorageUnavailable =>
@@ -225,6 +338,16 @@ export interface Followed<Id, V extends { readonly lastSeq: number }, A, E> {
   readonly get: (caller: Caller, id: Id) => Effect.Effect<V, E | Errors.StorageUnavailable>
   readonly ended: (followed: V) => boolean
   readonly follow: (caller: Caller, followed: V, after: number) => Stream.Stream<A, unknown>
+  /**
+   * When given, the route delivers through it instead of `follow`: the events after `after` to `sink`
+   * (through one fan-out per followed stream), ending the sink after the last one.
+   */
+  readonly subscribe?: (
+    caller: Caller,
+    followed: V,
+    after: number,
+    sink: Fanout.Sink<A>
+  ) => Effect.Effect<void, unknown, Scope.Scope>
   readonly frame: (event: A) => Uint8Array
   /** the answer when `get` finds nothing (unknown, or another tenant's) */
   readonly notFound: (error: E) => Effect.Effect<HttpServerResponse.HttpServerResponse>
@@ -250,6 +373,8 @@ export const route = <Id, V extends { readonly lastSeq: number }, A, E, R>(
       // the server stops: every stream of this route ends (its clients reconnect, to this server or another)
       const stopping = yield* Deferred.make<void>()
       yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
+      const open = yield* makeOpenStreams
+      const frames = framesOf(followed.frame)
       const storageFailure = Storage.atEdge(`${followed.what} SSE request`)
       const handler = Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -265,6 +390,10 @@ export const route = <Id, V extends { readonly lastSeq: number }, A, E, R>(
         yield* checkAfter(current, after, followed.what)
         if (followed.ended(current) && after >= current.lastSeq) return HttpServerResponse.empty({ status: 204 })
         yield* streams.acquire(principal.tenant, "sse")
+        const subscribe = followed.subscribe
+        if (subscribe !== undefined) {
+          return yield* respondFanned(open, request, frames, (sink) => subscribe(caller, current, after, sink))
+        }
         const events = followed.follow(caller, current, after)
         return yield* respond(request, events, followed.frame, Deferred.await(stopping)).pipe(
           Effect.provideService(HttpConfig, config)
@@ -303,6 +432,8 @@ export const layer: Layer.Layer<
     get: orchestrator.get,
     ended: isSettled,
     follow: (caller: Caller, batch: Views.BatchView, after: number) => follow(orchestrator, caller, batch, after),
+    subscribe: (caller: Caller, batch: Views.BatchView, after: number, sink: Fanout.Sink<BatchEvent.BatchEvent>) =>
+      orchestrator.subscribe(caller, batch.id, after, sink, isSettled(batch) ? batch.lastSeq : undefined),
     frame: toFrame,
     notFound: (error: Errors.BatchNotFound) => failure(error)
   }))
