@@ -5,8 +5,10 @@
  * when the server shuts down: the client reconnects with its last id).
  * A comment line opens the stream (so the headers flush) and another is sent every `heartbeat`.
  *
- * Each client has a buffer of `streamBufferSize` events; the batch's events never wait for a client. A
- * client whose buffer stays full for `stallTimeout` is disconnected and resumes from its last id.
+ * The batch's events never wait for a client: each live event is written to every subscriber of the
+ * batch in one pass (one fan-out per batch and process). A client with more than 1 MiB of frames
+ * unread for `stallTimeout` is disconnected and resumes from its last id. (Routes without a fan-out,
+ * campaigns', buffer `streamBufferSize` events per client with the same stall rule.)
  *
  * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
  * stops reconnecting), 400 (invalid id or sequence), 401, 404 (unknown or another tenant's batch),
