@@ -1,8 +1,9 @@
 /**
  * `POST /rpc`: every RPC of the `Api` (batches, campaigns and shared limiters) over HTTP with NDJSON framing (streaming RPCs stream),
  * authenticated by `Authorization: Bearer <token>` and scoped to the token's tenant. Requests are
- * checked before any handler runs (`RpcGuard`); responses are produced as fast as the client reads
- * them (`RpcProtocol`). `StreamProgress` counts against the tenant's open streams, like SSE.
+ * checked before any handler runs (`RpcGuard`); a body of unary RPCs is answered directly
+ * (`RpcUnary`), streamed responses are produced as fast as the client reads them (`RpcProtocol`).
+ * `StreamProgress` counts against the tenant's open streams, like SSE.
  *
  * @since 0.1.0
  */
@@ -21,6 +22,7 @@ import * as CampaignRpc from "./CampaignRpc.js"
 import { checkAfter, follow } from "./Events.js"
 import { OpenStreams } from "./OpenStreams.js"
 import * as RpcProtocol from "./RpcProtocol.js"
+import type { Handlers } from "./RpcUnary.js"
 
 /**
  * The path of the RPC endpoint.
@@ -100,14 +102,14 @@ export const layerLimiterHandlers = SharedLimiter.SharedLimiterRpcs.toLayer(Effe
 }))
 
 /**
- * The RPC protocol on `POST /rpc` (see `RpcProtocol`).
+ * The RPC protocol on `POST /rpc` (see `RpcProtocol`), answering unary RPCs with the given handlers.
  *
  * @since 0.1.0
  */
 export const layerProtocol: Layer.Layer<
   RpcServer.Protocol,
   never,
-  HttpLayerRouter.HttpRouter | HttpAuth
+  HttpLayerRouter.HttpRouter | HttpAuth | Handlers
 > = Layer.scoped(
   RpcServer.Protocol,
   Effect.gen(function*() {
@@ -135,5 +137,7 @@ export const layer: Layer.Layer<
   never,
   HttpLayerRouter.HttpRouter | HttpAuth | BatchOrchestrator | CampaignOrchestrator | SharedLimiters | OpenStreams
 > = RpcServer.layer(group, { disableFatalDefects: true }).pipe(
-  Layer.provide([layerHandlers, CampaignRpc.layerHandlers, layerLimiterHandlers, layerRpc, layerProtocol])
+  Layer.provide(layerProtocol),
+  // built once, for the RPC server and the protocol's unary answers alike
+  Layer.provide([layerHandlers, CampaignRpc.layerHandlers, layerLimiterHandlers, layerRpc])
 )

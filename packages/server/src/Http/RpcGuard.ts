@@ -11,13 +11,14 @@ import { Api, Errors, Storable } from "@effect-batch/domain"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { truncate } from "../internal/Truncate.js"
-import { bearerToken, HttpAuth } from "./Auth.js"
+import { bearerToken, HttpAuth, type Principal } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
 import { failure, type HttpError } from "./Responses.js"
 
@@ -33,10 +34,14 @@ const Envelope = Schema.Struct({
 })
 const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
 
-const payloadDecoders = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+/** Each RPC of the `Api` by tag, with its payload's decoder. */
+const known = new Map<string, {
+  readonly rpc: ApiRpc
+  readonly decode: (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+}>()
 for (const rpc of Api.Api.requests.values()) {
   const schema: Schema.Schema.AnyNoContext = rpc.payloadSchema
-  payloadDecoders.set(rpc._tag, Schema.decodeUnknownEither(schema))
+  known.set(rpc._tag, { rpc, decode: Schema.decodeUnknownEither(schema) })
 }
 
 /** The longest message of a 400 answer: a parse error quotes the value it rejects, however large. */
@@ -76,15 +81,45 @@ const nestedDeeperThan = (json: string, max: number): boolean => {
 export type Envelope = typeof Envelope.Type
 
 /**
+ * One RPC of the `Api`.
+ *
+ * @since 0.6.0
+ */
+export type ApiRpc = RpcGroup.Rpcs<typeof Api.Api>
+
+/**
+ * One RPC request as it arrives, checked: its envelope (the payload as sent), the RPC it names and
+ * its decoded payload.
+ *
+ * @since 0.6.0
+ */
+export interface Checked {
+  readonly envelope: Envelope
+  readonly rpc: ApiRpc
+  readonly payload: unknown
+}
+
+/**
+ * A `POST /rpc` request that passed `check`: who sent it, and its requests.
+ *
+ * @since 0.6.0
+ */
+export interface Accepted {
+  readonly principal: Principal
+  readonly requests: ReadonlyArray<Checked>
+}
+
+/**
  * Checks an NDJSON body of RPC requests: each line a well-formed request of a known RPC, with a
- * payload that decodes, a unique id, and no `authorization` header of its own.
+ * payload that decodes, a unique id, and no `authorization` header of its own. Each request comes
+ * with its decoded payload.
  *
  * @since 0.1.0
  */
 export const validate = (
   body: string,
   maxRequests: number
-): Either.Either<ReadonlyArray<Envelope>, Errors.InvalidRequest | Errors.LimitExceeded> => {
+): Either.Either<ReadonlyArray<Checked>, Errors.InvalidRequest | Errors.LimitExceeded> => {
   const lines = body.split("\n")
   const rest = lines.pop() ?? ""
   if (rest.trim() !== "") return Either.left(invalid("each request must be one JSON line ending with a newline"))
@@ -93,7 +128,7 @@ export const validate = (
     return Either.left(new Errors.LimitExceeded({ limit: "requests per body", max: maxRequests }))
   }
   const ids = new Set<string>()
-  const envelopes: Array<Envelope> = []
+  const checked: Array<Checked> = []
   for (const [index, line] of lines.entries()) {
     const at = `line ${index + 1}`
     if (nestedDeeperThan(line, maxLineDepth)) {
@@ -108,28 +143,28 @@ export const validate = (
     const envelope = decodeEnvelope(json)
     if (Either.isLeft(envelope)) return Either.left(invalid(`${at}: not an RPC request: ${format(envelope.left)}`))
     const { headers, id, payload, tag } = envelope.right
-    const decode = payloadDecoders.get(tag)
-    if (decode === undefined) return Either.left(invalid(`${at}: unknown RPC ${JSON.stringify(tag.slice(0, 64))}`))
+    const entry = known.get(tag)
+    if (entry === undefined) return Either.left(invalid(`${at}: unknown RPC ${JSON.stringify(tag.slice(0, 64))}`))
     if (ids.has(id)) return Either.left(invalid(`${at}: duplicate request id ${id}`))
     ids.add(id)
     if (headers.some(([name]) => name.toLowerCase() === "authorization")) {
       return Either.left(invalid(`${at}: send the token in the HTTP Authorization header`))
     }
-    const decoded = decode(payload)
+    const decoded = entry.decode(payload)
     if (Either.isLeft(decoded)) return Either.left(invalid(`${at}: invalid ${tag} payload: ${format(decoded.left)}`))
-    envelopes.push(envelope.right)
+    checked.push({ envelope: envelope.right, rpc: entry.rpc, payload: decoded.right })
   }
-  return Either.right(envelopes)
+  return Either.right(checked)
 }
 
 /**
- * Checks a `POST /rpc` request: its requests, or the error answer to send instead.
+ * Checks a `POST /rpc` request: its principal and requests, or the error answer to send instead.
  *
  * @since 0.1.0
  */
 export const check = (
   request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<Either.Either<ReadonlyArray<Envelope>, HttpServerResponse.HttpServerResponse>, never, HttpAuth> =>
+): Effect.Effect<Either.Either<Accepted, HttpServerResponse.HttpServerResponse>, never, HttpAuth> =>
   Effect.gen(function*() {
     const auth = yield* HttpAuth
     const config = yield* HttpConfig
@@ -154,5 +189,5 @@ export const check = (
     if (Either.isLeft(checked)) {
       return yield* refuse(checked.left, checked.left._tag === "LimitExceeded" ? { status: 413 } : {})
     }
-    return Either.right(checked.right)
+    return Either.right({ principal: principal.right, requests: checked.right })
   })

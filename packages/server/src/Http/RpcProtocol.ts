@@ -1,9 +1,10 @@
 /**
  * The RPC protocol of `POST /rpc`: NDJSON over HTTP, like `RpcServer.makeProtocolWithHttpApp`, with
- * two differences. Requests are checked first (`RpcGuard`: a bad one gets an HTTP error and reaches no
- * handler). Responses go through a bounded buffer per request (`streamBufferSize` messages, 1 MiB): a
- * streaming RPC (`GetResults`, `StreamProgress`) is produced only as fast as its client reads it, so a
- * slow client costs a bounded amount of memory, and one whose buffer stays full for `stallTimeout` is
+ * three differences. Requests are checked first (`RpcGuard`: a bad one gets an HTTP error and reaches no
+ * handler). A body of unary RPCs only is answered directly, without the protocol (`RpcUnary`).
+ * Responses go through a bounded buffer per request (`streamBufferSize` messages, 1 MiB): a streaming
+ * RPC (`GetResults`, `StreamProgress`) is produced only as fast as its client reads it, so a slow
+ * client costs a bounded amount of memory, and one whose buffer stays full for `stallTimeout` is
  * disconnected.
  *
  * @since 0.1.0
@@ -12,7 +13,6 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as RpcMessage from "@effect/rpc/RpcMessage"
-import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -23,13 +23,12 @@ import * as Stream from "effect/Stream"
 import type { HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
 import { check, type Envelope } from "./RpcGuard.js"
+import { encodeLine, type Handlers, isUnary, respond } from "./RpcUnary.js"
 
 interface Client {
   readonly write: (response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
   readonly end: Effect.Effect<void>
 }
-
-const utf8 = new TextEncoder()
 
 const toRequest = (envelope: Envelope, headers: ReadonlyArray<[string, string]>): RpcMessage.RequestEncoded => ({
   _tag: "Request",
@@ -52,7 +51,8 @@ const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
   )
 
 /**
- * The protocol, and the HTTP handler to route `POST /rpc` to.
+ * The protocol, and the HTTP handler to route `POST /rpc` to. It answers unary RPCs with the handlers
+ * of its context.
  *
  * @since 0.1.0
  */
@@ -66,10 +66,11 @@ export const make: Effect.Effect<
     >
   },
   never,
-  HttpAuth
+  HttpAuth | Handlers
 > = Effect.gen(function*() {
   const config = yield* HttpConfig
   const context = yield* Effect.context<HttpAuth>()
+  const handlers = yield* Effect.context<Handlers>()
   const disconnects = yield* Mailbox.make<number>()
   const clients = new Map<number, Client>()
   const clientIds = new Set<number>()
@@ -94,26 +95,19 @@ export const make: Effect.Effect<
     const request = yield* HttpServerRequest.HttpServerRequest
     const checked = yield* Effect.provide(check(request), context)
     if (Either.isLeft(checked)) return checked.left
-    const envelopes = checked.right
+    const { principal, requests } = checked.right
     const id = nextClientId++
+    const headers = Object.entries(request.headers)
+    if (isUnary(requests)) return yield* respond(handlers, { clientId: id, principal, headers }, requests)
+    const envelopes = requests.map((checked) => checked.envelope)
     const mailbox = yield* Mailbox.make<Uint8Array>({ capacity: config.streamBufferSize, strategy: "suspend" })
     // a response message may carry a whole chunk of a stream: bound the buffer in bytes as well
     let buffered = 0
     const drained = yield* Effect.makeLatch(true)
-    const parser = RpcSerialization.ndjson.unsafeMake()
-    const encode = (response: RpcMessage.FromServerEncoded): Uint8Array | undefined => {
-      let encoded: string | Uint8Array | undefined
-      try {
-        encoded = parser.encode(response)
-      } catch (cause) {
-        encoded = parser.encode(RpcMessage.ResponseDefectEncoded(cause))
-      }
-      return typeof encoded === "string" ? utf8.encode(encoded) : encoded
-    }
     clientIds.add(id)
     clients.set(id, {
       write: (response) => {
-        const bytes = encode(response)
+        const bytes = encodeLine(response)
         if (bytes === undefined) return Effect.void
         buffered += bytes.length
         return mailbox.offer(bytes).pipe(
@@ -146,7 +140,6 @@ export const make: Effect.Effect<
         )
       })
     )
-    const headers = Object.entries(request.headers)
     for (const envelope of envelopes) yield* writeRequest(id, toRequest(envelope, headers))
     yield* writeRequest(id, RpcMessage.constEof)
     const body = Mailbox.toStream(mailbox).pipe(
