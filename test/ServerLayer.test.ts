@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Net from "node:net"
 import { echo, request, rpcExit, rpcLine, rpcOutcome } from "./support/HttpServer.js"
+import { pollUntil } from "./support/Processes.js"
 import { servedDatabases } from "./support/ServeProcess.js"
 
 const token = "server-layer-token-0123456789"
@@ -50,8 +51,12 @@ describe("Server.layerConfig", () => {
           EFFECT_BATCH_LIMITERS: JSON.stringify({ acme: { llm: { limit: 5, interval: "1 minute" } } })
         }))
 
-        const health = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/health`))
-        assert.strictEqual(health.status, 200)
+        // healthy once the worker has ticked (until then /health answers 503: not ready)
+        yield* pollUntil(
+          "/health answers 200",
+          Effect.promise(() => fetch(`http://127.0.0.1:${port}/health`).then((health) => health.status === 200)),
+          "15 seconds"
+        )
         assert.strictEqual((yield* post(port, rpcLine("ListBatches", {}), undefined)).status, 401)
 
         const created = yield* post(

@@ -185,11 +185,14 @@ const Ledger = Schema.Struct({
 /**
  * What a batch recorded, read from the tables: its row's counters against counts derived from its
  * item rows, its `ItemSucceeded` events per key, its failures (`otherOutcomes`; a retry of an attempt
- * lost with its process is counted apart, as `lostAttempts`), and its event sequences.
+ * lost with its process is counted apart, as `lostAttempts`), and its event sequences. Read in one
+ * snapshot (repeatable read), so that workers committing meanwhile cannot make the counters and the
+ * rows disagree.
  */
 export const ledger = (batchId: Ids.BatchId) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    yield* Effect.orDie(sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`)
     const t = yield* Tables.Tables
     const events = sql(t.events)
     const rows = yield* sql`
@@ -219,7 +222,7 @@ export const ledger = (batchId: Ids.BatchId) =>
       Effect.flatMap(ItemRepo.ItemRepo, (items) => items.countFromItems(batchId))
     )
     return { ...recorded, batch, derived }
-  })
+  }).pipe((read) => Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.orDie(sql.withTransaction(read))))
 
 /** Every item succeeded exactly once; the counters match the item rows; sequences are gapless. */
 export const assertCompletedOnce = (batchId: Ids.BatchId, total: number) =>

@@ -6,8 +6,9 @@
  * A comment line opens the stream (so the headers flush) and another is sent every `heartbeat`.
  *
  * The batch's events never wait for a client: each live event is written to every subscriber of the
- * batch in one pass (one fan-out per batch and process). A client with more than 1 MiB of frames
- * unread for `stallTimeout` is disconnected and resumes from its last id. (Routes without a fan-out,
+ * batch in one pass (one fan-out per batch and process). A client that reads nothing for
+ * `stallTimeout` while frames wait for it (or has more than 8 MiB waiting) is disconnected and resumes
+ * from its last id. (Routes without a fan-out,
  * campaigns', buffer `streamBufferSize` events per client with the same stall rule.)
  *
  * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
@@ -231,16 +232,26 @@ export const respond = <A, E>(
       headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
     }))
 
-/** The most bytes of frames a fanned-out client may have waiting before it counts as stalled. */
-const maxBufferedBytes = 1024 * 1024
+/** The most bytes of frames a fanned-out client may have waiting: past this it is cut at once. */
+const maxBufferedBytes = 8 * 1024 * 1024
 
 /** An open fanned-out stream: what its client has not read yet waits in `readable`. */
 interface Open {
   readonly readable: Readable
   readonly request: HttpServerRequest.HttpServerRequest
-  /** since when more than `maxBufferedBytes` have been waiting */
+  /** the socket's bytes written at the last check, and since when they have not moved with frames waiting */
+  written: number
   stalledSince: number | undefined
   ended: boolean
+}
+
+/** Bytes handed to the client's socket so far (they stop moving when the client stops reading). */
+const bytesWritten = (request: HttpServerRequest.HttpServerRequest): number => {
+  try {
+    return NodeHttpServerRequest.toServerResponse(request).socket?.bytesWritten ?? 0
+  } catch {
+    return 0
+  }
 }
 
 const push = (open: Open, bytes: Uint8Array | null) => {
@@ -269,8 +280,12 @@ const makeOpenStreams = Effect.gen(function*() {
     Effect.flatMap((now) => {
       const cut: Array<Open> = []
       for (const stream of open) {
-        if (stream.readable.readableLength <= maxBufferedBytes) stream.stalledSince = undefined
-        else if (stream.stalledSince === undefined) stream.stalledSince = now
+        const written = bytesWritten(stream.request)
+        if (stream.readable.readableLength > maxBufferedBytes) cut.push(stream)
+        else if (stream.readable.readableLength === 0 || written !== stream.written) {
+          stream.written = written
+          stream.stalledSince = undefined
+        } else if (stream.stalledSince === undefined) stream.stalledSince = now
         else if (now - stream.stalledSince >= stallMs) cut.push(stream)
       }
       return Effect.forEach(cut, (stream) => {
@@ -303,7 +318,13 @@ const respondFanned = <A>(
   subscribe: (sink: Fanout.Sink<A>) => Effect.Effect<void, unknown, Scope.Scope>
 ) =>
   Effect.gen(function*() {
-    const stream: Open = { readable: new Readable({ read() {} }), request, stalledSince: undefined, ended: false }
+    const stream: Open = {
+      readable: new Readable({ read() {} }),
+      request,
+      written: 0,
+      stalledSince: undefined,
+      ended: false
+    }
     push(stream, opening)
     open.add(stream)
     yield* Effect.addFinalizer(() => Effect.sync(() => open.delete(stream)))
