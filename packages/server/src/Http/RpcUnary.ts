@@ -26,6 +26,7 @@ import * as Exit from "effect/Exit"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
+import { concat } from "../internal/Bytes.js"
 import type { Principal } from "./Auth.js"
 import type { ApiRpc, Checked } from "./RpcGuard.js"
 
@@ -135,19 +136,6 @@ const run = (
     )
   })
 
-const concat = (lines: ReadonlyArray<Uint8Array | undefined>): Uint8Array => {
-  let length = 0
-  for (const line of lines) length += line?.length ?? 0
-  const body = new Uint8Array(length)
-  let offset = 0
-  for (const line of lines) {
-    if (line === undefined) continue
-    body.set(line, offset)
-    offset += line.length
-  }
-  return body
-}
-
 /**
  * Answers a body of unary requests (see `isUnary`) with the handlers of `handlers`, as `principal`.
  * `headers` are the HTTP request's headers; each handler sees them followed by its request's own.
@@ -174,6 +162,9 @@ export const respond = (
     : Effect.forEach(requests, runOne, { concurrency: "unbounded" })
   return Effect.map(
     lines,
-    (lines) => HttpServerResponse.uint8Array(concat(lines), { contentType: "application/ndjson" })
+    (lines) =>
+      HttpServerResponse.uint8Array(concat(lines.filter((line) => line !== undefined)), {
+        contentType: "application/ndjson"
+      })
   )
 }

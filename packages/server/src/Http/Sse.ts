@@ -19,17 +19,14 @@
  */
 import { BatchEvent, Errors, Ids, type Views } from "@effect-batch/domain"
 import * as Sse from "@effect/experimental/Sse"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
@@ -37,9 +34,10 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Readable } from "node:stream"
 import { BatchOrchestrator, type Caller } from "../BatchOrchestrator.js"
+import { concat } from "../internal/Bytes.js"
 import type * as Fanout from "../internal/Fanout.js"
+import { disconnect, framesOf, heartbeatLine, makeOpenStreams, opening, respondFanned } from "../internal/SseFanout.js"
 import * as Storage from "../internal/Storage.js"
 import { browserToken, HttpAuth } from "./Auth.js"
 import { HttpConfig } from "./Config.js"
@@ -63,8 +61,6 @@ const SequenceParam = Schema.String.pipe(
 const decodeSequence = Schema.decodeUnknown(SequenceParam)
 const decodeBatchId = Schema.decodeUnknown(Ids.BatchId)
 const utf8 = new TextEncoder()
-const opening = utf8.encode(": effect-batch events\n\n")
-const heartbeatLine = utf8.encode(": heartbeat\n\n")
 
 /**
  * How events of `schema` are written as SSE bytes: `id:` the sequence, `event:` the tag, `data:` the
@@ -92,38 +88,9 @@ export const frames = <A extends { readonly _tag: string; readonly seq: number }
   }
 }
 
-/** Frames as one buffer: one write to the socket instead of one per frame. */
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (parts.length === 1) return parts[0]!
-  let size = 0
-  for (const part of parts) size += part.length
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
-
 /** What a client's buffer holds, as one buffer. */
 const joined = (chunk: Chunk.Chunk<Uint8Array>): Chunk.Chunk<Uint8Array> =>
   chunk.length <= 1 ? chunk : Chunk.of(concat(Chunk.toReadonlyArray(chunk)))
-
-/**
- * The frames of a delivery as one buffer. A fan-out hands the same array of live events to every
- * subscriber that is up to date, so the buffer is built once and written to each of their sockets.
- */
-const framesOf = <A>(frame: (event: A) => Uint8Array) => {
-  const built = new WeakMap<ReadonlyArray<A>, Uint8Array>()
-  return (events: ReadonlyArray<A>): Uint8Array => {
-    const cached = built.get(events)
-    if (cached !== undefined) return cached
-    const bytes = concat(events.map(frame))
-    built.set(events, bytes)
-    return bytes
-  }
-}
 
 const toFrame = frames(BatchEvent.BatchEvent)
 
@@ -146,12 +113,6 @@ export const afterOf = (
     Effect.mapError(() => new Errors.InvalidRequest({ message: `${source} must be a sequence number (0, 1, 2, ...)` }))
   )
 }
-
-/** Cuts the connection of a client that stopped reading (its pending writes would never finish). */
-const disconnect = (request: HttpServerRequest.HttpServerRequest) =>
-  Effect.try(() => NodeHttpServerRequest.toServerResponse(request).destroy()).pipe(
-    Effect.catchAll((error) => Effect.logDebug("could not destroy a stalled SSE connection", error))
-  )
 
 /**
  * The bytes of an event stream, buffered for one client: the opening comment, then the events and
@@ -231,117 +192,6 @@ export const respond = <A, E>(
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
     }))
-
-/** The most bytes of frames a fanned-out client may have waiting: past this it is cut at once. */
-const maxBufferedBytes = 8 * 1024 * 1024
-
-/** An open fanned-out stream: what its client has not read yet waits in `readable`. */
-interface Open {
-  readonly readable: Readable
-  readonly request: HttpServerRequest.HttpServerRequest
-  /** the socket's bytes written at the last check, and since when they have not moved with frames waiting */
-  written: number
-  stalledSince: number | undefined
-  ended: boolean
-}
-
-/** Bytes handed to the client's socket so far (they stop moving when the client stops reading). */
-const bytesWritten = (request: HttpServerRequest.HttpServerRequest): number => {
-  try {
-    return NodeHttpServerRequest.toServerResponse(request).socket?.bytesWritten ?? 0
-  } catch {
-    return 0
-  }
-}
-
-const push = (open: Open, bytes: Uint8Array | null) => {
-  if (open.ended) return
-  if (bytes === null) open.ended = true
-  open.readable.push(bytes)
-}
-
-/**
- * The fanned-out streams of a route: one heartbeat loop and one stall check for all of them (not a
- * fiber per stream), and their end when the server stops.
- */
-const makeOpenStreams = Effect.gen(function*() {
-  const config = yield* HttpConfig
-  const open = new Set<Open>()
-  yield* Effect.sleep(config.heartbeat).pipe(
-    Effect.zipRight(Effect.sync(() => {
-      for (const stream of open) push(stream, heartbeatLine)
-    })),
-    Effect.forever,
-    Effect.forkScoped
-  )
-  const stallMs = Duration.toMillis(config.stallTimeout)
-  yield* Effect.sleep(Duration.millis(Math.max(50, stallMs / 4))).pipe(
-    Effect.zipRight(Clock.currentTimeMillis),
-    Effect.flatMap((now) => {
-      const cut: Array<Open> = []
-      for (const stream of open) {
-        const written = bytesWritten(stream.request)
-        if (stream.readable.readableLength > maxBufferedBytes) cut.push(stream)
-        else if (stream.readable.readableLength === 0 || written !== stream.written) {
-          stream.written = written
-          stream.stalledSince = undefined
-        } else if (stream.stalledSince === undefined) stream.stalledSince = now
-        else if (now - stream.stalledSince >= stallMs) cut.push(stream)
-      }
-      return Effect.forEach(cut, (stream) => {
-        open.delete(stream)
-        stream.ended = true
-        return Effect.logInfo("disconnecting an SSE client that stopped reading").pipe(
-          Effect.zipRight(disconnect(stream.request))
-        )
-      }, { discard: true })
-    }),
-    Effect.forever,
-    Effect.forkScoped
-  )
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      for (const stream of open) push(stream, null)
-    })
-  )
-  return open
-})
-
-/**
- * The `text/event-stream` response of a fanned-out stream: `subscribe` delivers the events to a sink
- * that writes their frames (built once per delivery) to a readable piped to the client's socket.
- */
-const respondFanned = <A>(
-  open: Set<Open>,
-  request: HttpServerRequest.HttpServerRequest,
-  frames: (events: ReadonlyArray<A>) => Uint8Array,
-  subscribe: (sink: Fanout.Sink<A>) => Effect.Effect<void, unknown, Scope.Scope>
-) =>
-  Effect.gen(function*() {
-    const stream: Open = {
-      readable: new Readable({ read() {} }),
-      request,
-      written: 0,
-      stalledSince: undefined,
-      ended: false
-    }
-    push(stream, opening)
-    open.add(stream)
-    yield* Effect.addFinalizer(() => Effect.sync(() => open.delete(stream)))
-    yield* subscribe({ deliver: (events) => push(stream, frames(events)), end: () => push(stream, null) }).pipe(
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.void
-          : Effect.logWarning("event stream failed; the client resumes from its last id", cause)
-      ),
-      Effect.ensuring(Effect.sync(() => push(stream, null))),
-      Effect.forkScoped
-    )
-    return HttpServerResponse.raw(stream.readable, {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
-    })
-  })
 
 const isRouteError = (
   error: unknown
