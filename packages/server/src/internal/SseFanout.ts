@@ -58,12 +58,16 @@ interface Open {
   ended: boolean
 }
 
-/** Bytes handed to the client's socket so far (they stop moving when the client stops reading). */
-const bytesWritten = (request: HttpServerRequest.HttpServerRequest): number => {
+/**
+ * Bytes handed to the client's socket so far (they stop moving when the client stops reading), and the
+ * bytes waiting in the socket's own buffer.
+ */
+const socketOf = (request: HttpServerRequest.HttpServerRequest) => {
   try {
-    return NodeHttpServerRequest.toServerResponse(request).socket?.bytesWritten ?? 0
+    const socket = NodeHttpServerRequest.toServerResponse(request).socket
+    return { written: socket?.bytesWritten ?? 0, waiting: socket?.writableLength ?? 0 }
   } catch {
-    return 0
+    return { written: 0, waiting: 0 }
   }
 }
 
@@ -93,9 +97,9 @@ export const makeOpenStreams = Effect.gen(function*() {
     Effect.flatMap((now) => {
       const cut: Array<Open> = []
       for (const stream of open) {
-        const written = bytesWritten(stream.request)
+        const { waiting, written } = socketOf(stream.request)
         if (stream.readable.readableLength > maxBufferedBytes) cut.push(stream)
-        else if (stream.readable.readableLength === 0 || written !== stream.written) {
+        else if (stream.readable.readableLength + waiting === 0 || written !== stream.written) {
           stream.written = written
           stream.stalledSince = undefined
         } else if (stream.stalledSince === undefined) stream.stalledSince = now
