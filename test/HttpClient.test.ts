@@ -33,12 +33,14 @@ for (const [name, db] of TestDatabase.databases) {
     excludeTestServices: true,
     timeout: "60 seconds"
   })(`BatchClient over HTTP (${name})`, (it) => {
+    // 64 items of 60 ms at concurrency 2 take ≈ 2 s: room for the pause to land mid-batch on a busy machine.
+    const endToEnd = items(64, 60)
     it.effect("create, stream progress, pause, resume, approve, results: end to end", () =>
       withClient(Effect.gen(function*() {
         const c = yield* BatchClient.BatchClient
         const batch = yield* c.create({
           workflow: "paced",
-          items: items(16, 60),
+          items: endToEnd,
           config: { concurrency: 2, review: true },
           idempotencyKey: `e2e-${Math.random()}`
         })
@@ -57,7 +59,7 @@ for (const [name, db] of TestDatabase.databases) {
         assert.strictEqual((yield* c.resume(batch.id)).state._tag, "Running")
         yield* waitFor(c.get(batch.id), (b) => b.state._tag === "AwaitingReview")
         const progress = yield* c.progress(batch.id)
-        assert.strictEqual(progress.counts.succeeded, 16)
+        assert.strictEqual(progress.counts.succeeded, endToEnd.length)
         const approved = yield* c.approve(batch.id, "looks good")
         assert.strictEqual(approved.state._tag, "Completed")
         const rpcEvents = Chunk.toReadonlyArray(yield* Fiber.join(viaRpc))
@@ -71,7 +73,7 @@ for (const [name, db] of TestDatabase.databases) {
         }
         assert.strictEqual(tags[tags.length - 1], "BatchCompleted")
         const results = Chunk.toReadonlyArray(yield* Stream.runCollect(c.results(batch.id)))
-        assert.deepStrictEqual(results.map((r) => r.key), items(16, 60).map((i) => i.key))
+        assert.deepStrictEqual(results.map((r) => r.key), endToEnd.map((i) => i.key))
         assert.isTrue(results.every((r) => r.state === "Succeeded"))
         assert.deepStrictEqual(results[0]?.output, { slept: 60 })
         const page = yield* c.listItems(batch.id, { limit: 10 })
@@ -80,7 +82,7 @@ for (const [name, db] of TestDatabase.databases) {
           limit: 10,
           ...(page.nextCursor ? { cursor: page.nextCursor } : {})
         })
-        assert.strictEqual(next.items.length, 6)
+        assert.deepStrictEqual(next.items.map((i) => i.key), endToEnd.slice(10, 20).map((i) => i.key))
         const listed = yield* c.list({ state: "Completed" })
         assert.isTrue(listed.items.some((b) => b.id === batch.id))
         const plan = yield* c.retryFailed(batch.id, { dryRun: true })
