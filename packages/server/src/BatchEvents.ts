@@ -149,12 +149,19 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
         yield* hub.join(after, isLast, sink)
       }).pipe(Storage.decide("following a batch's events"))
 
-    /** Announces that a batch has committed events up to `seq` (to this process and the others). */
-    const committed = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
-      PubSub.publish(hints, { batchId, seq }).pipe(
-        Effect.zipRight(notifier.notify(channel, `${batchId}:${seq}`)),
+    /** Announces that a batch has committed events up to `seq` to this process's followers. */
+    const committedHere = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
+      Effect.asVoid(PubSub.publish(hints, { batchId, seq }))
+
+    /** Announces that a batch has committed events up to `seq` to the other processes (`pg_notify`). */
+    const committedElsewhere = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
+      notifier.notify(channel, `${batchId}:${seq}`).pipe(
         Effect.catchAll((error) => Effect.logWarning("could not notify other processes; they will poll", error))
       )
+
+    /** Announces that a batch has committed events up to `seq` (to this process and the others). */
+    const committed = (batchId: Ids.BatchId, seq: number): Effect.Effect<void> =>
+      Effect.zipRight(committedHere(batchId, seq), committedElsewhere(batchId, seq))
 
     /**
      * Subscribes to the hints of one batch (for the life of the scope) and gives an effect that waits
@@ -245,7 +252,7 @@ export class BatchEvents extends Effect.Service<BatchEvents>()("@effect-batch/Ba
       Stream.catchAllCause(() => Stream.empty)
     )
 
-    return { committed, changes, events, subscribe, commanded, commands } as const
+    return { committed, committedHere, committedElsewhere, changes, events, subscribe, commanded, commands } as const
   }),
   dependencies: [EventLog.Default]
 }) {}

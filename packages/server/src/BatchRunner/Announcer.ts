@@ -1,6 +1,7 @@
 /**
- * Announces a batch's committed events to subscribers here and in other processes. Each announcement
- * is a `pg_notify`, so they are coalesced to at most one per interval.
+ * Announces a batch's committed events to subscribers here and in other processes. Followers in this
+ * process hear of each commit at once (a local hint costs nothing); each announcement to the others is
+ * a `pg_notify`, so those are coalesced to at most one per interval.
  */
 import type { Ids } from "@effect-batch/domain"
 import * as Duration from "effect/Duration"
@@ -20,12 +21,18 @@ export interface Announcer {
 
 export const make = (events: BatchEvents, batchId: Ids.BatchId, seq: number): Announcer => {
   let latest = seq
-  let announced = seq
+  let here = seq
+  let elsewhere = seq
   const signal = Signal.make()
-  const flush = Effect.suspend(() => {
-    if (latest <= announced) return Effect.void
-    announced = latest
-    return events.committed(batchId, latest)
+  const announceHere = Effect.suspend(() => {
+    if (latest <= here) return Effect.void
+    here = latest
+    return events.committedHere(batchId, latest)
+  })
+  const announceElsewhere = Effect.suspend(() => {
+    if (latest <= elsewhere) return Effect.void
+    elsewhere = latest
+    return events.committedElsewhere(batchId, latest)
   })
   return {
     committed: (next) => {
@@ -34,12 +41,14 @@ export const make = (events: BatchEvents, batchId: Ids.BatchId, seq: number): An
         signal.notify()
       }
     },
-    flush,
-    run: signal.wait(() => latest > announced).pipe(
-      Effect.zipRight(flush),
-      Effect.zipRight(Effect.sleep(interval)),
-      Effect.forever,
-      Effect.annotateLogs({ fiber: "announcer" })
-    )
+    flush: Effect.zipRight(announceHere, announceElsewhere),
+    run: Effect.zipRight(
+      signal.wait(() => latest > here).pipe(Effect.zipRight(announceHere), Effect.forever, Effect.forkScoped),
+      signal.wait(() => latest > elsewhere).pipe(
+        Effect.zipRight(announceElsewhere),
+        Effect.zipRight(Effect.sleep(interval)),
+        Effect.forever
+      )
+    ).pipe(Effect.scoped, Effect.annotateLogs({ fiber: "announcer" }))
   }
 }

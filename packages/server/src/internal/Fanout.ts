@@ -20,6 +20,10 @@ export interface Sink<A> {
   readonly deliver: (events: ReadonlyArray<A>) => void
   /** after the last event the subscriber wanted */
   readonly end: () => void
+  /** waits until the subscriber can take more replayed events (a replay reads a page at a time) */
+  readonly ready?: Effect.Effect<void> | undefined
+  /** registers what ends the subscription early (the subscriber went away): `join` then returns */
+  readonly onGone?: ((leave: () => void) => void) | undefined
 }
 
 /**
@@ -114,6 +118,8 @@ export const make = <A extends { readonly seq: number }, E>(options: {
     const catchUp = (member: Member<A>) =>
       Effect.gen(function*() {
         while (!member.done) {
+          if (member.sink.ready !== undefined) yield* member.sink.ready
+          if (member.done) return
           const page = yield* options.readAfter(member.last, pageSize)
           if (page.length > 0) {
             // fed as a live member would be (the log has no gap), the pending list set aside meanwhile
@@ -138,6 +144,10 @@ export const make = <A extends { readonly seq: number }, E>(options: {
         const woken = yield* Effect.makeLatch(false)
         const member: Member<A> = { last: after, pending: [], done: false, isLast, sink, wake: () => {} }
         member.wake = () => woken.unsafeOpen()
+        sink.onGone?.(() => {
+          member.done = true
+          member.wake()
+        })
         members.add(member)
         yield* Effect.addFinalizer(() => Effect.sync(() => members.delete(member)))
         while (!member.done) {

@@ -1,7 +1,8 @@
 /**
  * How a batch's event stream reaches its subscribers' sockets through the batch's fan-out: each
- * delivery's frames as one buffer (built once for every subscriber that got the same array), pushed to
- * a `Readable` piped to the response; one heartbeat loop and one stall check per route.
+ * delivery's frames as one buffer (built once for every subscriber that got the same array), written
+ * straight to the client's Node response (no stream or pipe per client); one heartbeat loop and one
+ * stall check per route.
  */
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -11,7 +12,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { Readable } from "node:stream"
+import type * as NodeHttp from "node:http"
 import { HttpConfig } from "../Http/Config.js"
 import { concat } from "./Bytes.js"
 import type * as Fanout from "./Fanout.js"
@@ -45,36 +46,55 @@ export const framesOf = <A>(frame: (event: A) => Uint8Array) => {
   }
 }
 
-/** The most bytes of frames a fanned-out client may have waiting: past this it is cut at once. */
+/**
+ * The most bytes of frames a fanned-out client may have waiting without taking any: past this it is cut
+ * at the next check instead of after the stall timeout.
+ */
 const maxBufferedBytes = 8 * 1024 * 1024
 
-/** An open fanned-out stream: what its client has not read yet waits in `readable`. */
+/** A replay reads its next page from the log only once the client's buffers hold less than this. */
+const replayLowWater = 1024 * 1024
+
+/** An open fanned-out stream: what its client has not read yet waits in the response's buffers. */
 interface Open {
-  readonly readable: Readable
-  readonly request: HttpServerRequest.HttpServerRequest
-  /** the socket's bytes written at the last check, and since when they have not moved with frames waiting */
+  readonly response: NodeHttp.ServerResponse
+  /** the socket's bytes sent at the last check, and since when they have not moved with frames waiting */
   written: number
   stalledSince: number | undefined
   ended: boolean
 }
 
-/**
- * Bytes handed to the client's socket so far (they stop moving when the client stops reading), and the
- * bytes waiting in the socket's own buffer.
- */
-const socketOf = (request: HttpServerRequest.HttpServerRequest) => {
-  try {
-    const socket = NodeHttpServerRequest.toServerResponse(request).socket
-    return { written: socket?.bytesWritten ?? 0, waiting: socket?.writableLength ?? 0 }
-  } catch {
-    return { written: 0, waiting: 0 }
-  }
+/** What Node's socket keeps of its writes: what it dispatched to libuv, and libuv what it still holds. */
+interface SocketInternals {
+  readonly _bytesDispatched?: unknown
+  readonly _handle?: { readonly writeQueueSize?: unknown } | null
 }
 
-const push = (open: Open, bytes: Uint8Array | null) => {
+/**
+ * The bytes the client's socket has handed to the kernel (they stop moving when the client stops
+ * reading). The public counters move only by whole writes: `bytesWritten` counts what waits in the
+ * socket's own buffer too, and a write leaves `writableLength` only once all of it is written (one
+ * write of a large replay can take long to a client that reads), so libuv's own queue is read.
+ */
+const sent = (response: NodeHttp.ServerResponse) => {
+  const socket = response.socket
+  if (socket === null) return 0
+  const internals = socket as unknown as SocketInternals
+  const dispatched = internals._bytesDispatched
+  const queued = internals._handle?.writeQueueSize
+  return typeof dispatched === "number" && typeof queued === "number"
+    ? dispatched - queued
+    : socket.bytesWritten - socket.writableLength
+}
+
+const write = (open: Open, bytes: Uint8Array) => {
+  if (!open.ended) open.response.write(bytes)
+}
+
+const end = (open: Open) => {
   if (open.ended) return
-  if (bytes === null) open.ended = true
-  open.readable.push(bytes)
+  open.ended = true
+  open.response.end()
 }
 
 /**
@@ -86,7 +106,7 @@ export const makeOpenStreams = Effect.gen(function*() {
   const open = new Set<Open>()
   yield* Effect.sleep(config.heartbeat).pipe(
     Effect.zipRight(Effect.sync(() => {
-      for (const stream of open) push(stream, heartbeatLine)
+      for (const stream of open) write(stream, heartbeatLine)
     })),
     Effect.forever,
     Effect.forkScoped
@@ -97,19 +117,21 @@ export const makeOpenStreams = Effect.gen(function*() {
     Effect.flatMap((now) => {
       const cut: Array<Open> = []
       for (const stream of open) {
-        const { waiting, written } = socketOf(stream.request)
-        if (stream.readable.readableLength > maxBufferedBytes) cut.push(stream)
-        else if (stream.readable.readableLength + waiting === 0 || written !== stream.written) {
-          stream.written = written
-          stream.stalledSince = undefined
-        } else if (stream.stalledSince === undefined) stream.stalledSince = now
+        // what the response holds and what its socket has not sent yet
+        const waiting = stream.response.writableLength
+        const written = sent(stream.response)
+        const moved = written !== stream.written
+        stream.written = written
+        if (waiting === 0 || moved) stream.stalledSince = undefined
+        else if (waiting > maxBufferedBytes) cut.push(stream)
+        else if (stream.stalledSince === undefined) stream.stalledSince = now
         else if (now - stream.stalledSince >= stallMs) cut.push(stream)
       }
       return Effect.forEach(cut, (stream) => {
         open.delete(stream)
         stream.ended = true
         return Effect.logInfo("disconnecting an SSE client that stopped reading").pipe(
-          Effect.zipRight(disconnect(stream.request))
+          Effect.zipRight(Effect.sync(() => stream.response.destroy()))
         )
       }, { discard: true })
     }),
@@ -118,15 +140,47 @@ export const makeOpenStreams = Effect.gen(function*() {
   )
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
-      for (const stream of open) push(stream, null)
+      for (const stream of open) end(stream)
     })
   )
   return open
 })
 
 /**
- * The `text/event-stream` response of a fanned-out stream: `subscribe` delivers the events to a sink
- * that writes their frames (built once per delivery) to a readable piped to the client's socket.
+ * Waits until the response is flushed to the kernel or its connection closed (until then the stall
+ * check still watches it: an ended stream's last frames may wait for a client that stopped reading).
+ */
+const closed = (response: NodeHttp.ServerResponse) =>
+  Effect.async<void>((resume) => {
+    if (response.destroyed || response.writableFinished) return resume(Effect.void)
+    const done = () => resume(Effect.void)
+    response.once("close", done)
+    return Effect.sync(() => response.off("close", done))
+  })
+
+/** Waits until the response's buffers hold less than `replayLowWater`, or it is closed. */
+const drained = (stream: Open) =>
+  Effect.async<void>((resume) => {
+    const response = stream.response
+    if (stream.ended || response.destroyed || response.writableLength < replayLowWater) return resume(Effect.void)
+    const done = () => {
+      response.off("drain", done)
+      response.off("close", done)
+      resume(Effect.void)
+    }
+    response.on("drain", done)
+    response.on("close", done)
+    return Effect.sync(() => {
+      response.off("drain", done)
+      response.off("close", done)
+    })
+  })
+
+/**
+ * The `text/event-stream` response of a fanned-out stream, written by the handler itself (in the
+ * request's own fiber): `subscribe` delivers the events to a sink that writes their frames (built once
+ * per delivery) to the client's response, until the stream ends, the client goes away or the server
+ * stops. What it returns tells the HTTP server that the response is already written.
  */
 export const respondFanned = <A>(
   open: Set<Open>,
@@ -135,27 +189,33 @@ export const respondFanned = <A>(
   subscribe: (sink: Fanout.Sink<A>) => Effect.Effect<void, unknown, Scope.Scope>
 ) =>
   Effect.gen(function*() {
-    const stream: Open = {
-      readable: new Readable({ read() {} }),
-      request,
-      written: 0,
-      stalledSince: undefined,
-      ended: false
-    }
-    push(stream, opening)
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    response.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no"
+    })
+    const stream: Open = { response, written: 0, stalledSince: undefined, ended: false }
+    write(stream, opening)
     open.add(stream)
     yield* Effect.addFinalizer(() => Effect.sync(() => open.delete(stream)))
-    yield* subscribe({ deliver: (events) => push(stream, frames(events)), end: () => push(stream, null) }).pipe(
+    yield* subscribe({
+      deliver: (events) => write(stream, frames(events)),
+      end: () => end(stream),
+      ready: drained(stream),
+      onGone: (leave) => {
+        if (response.destroyed || response.writableFinished) leave()
+        else response.once("close", leave)
+      }
+    }).pipe(
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause)
           ? Effect.void
           : Effect.logWarning("event stream failed; the client resumes from its last id", cause)
       ),
-      Effect.ensuring(Effect.sync(() => push(stream, null))),
-      Effect.forkScoped
+      Effect.scoped
     )
-    return HttpServerResponse.raw(stream.readable, {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" }
-    })
+    end(stream)
+    yield* closed(response)
+    return HttpServerResponse.empty()
   })
