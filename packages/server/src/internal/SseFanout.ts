@@ -59,30 +59,31 @@ const replayLowWater = 1024 * 1024
 interface Open {
   readonly response: NodeHttp.ServerResponse
   /** the socket's bytes sent at the last check, and since when they have not moved with frames waiting */
-  written: number
+  sent: number
   stalledSince: number | undefined
   ended: boolean
 }
 
-/** What Node's socket keeps of its writes: what it dispatched to libuv, and libuv what it still holds. */
-interface SocketInternals {
-  readonly _bytesDispatched?: unknown
-  readonly _handle?: { readonly writeQueueSize?: unknown } | null
+/** A number kept on a Node object under a name its types do not declare. */
+const numberAt = (target: unknown, key: string): number | undefined => {
+  if (typeof target !== "object" || target === null) return undefined
+  const value: unknown = Reflect.get(target, key)
+  return typeof value === "number" ? value : undefined
 }
 
 /**
  * The bytes the client's socket has handed to the kernel (they stop moving when the client stops
  * reading). The public counters move only by whole writes: `bytesWritten` counts what waits in the
  * socket's own buffer too, and a write leaves `writableLength` only once all of it is written (one
- * write of a large replay can take long to a client that reads), so libuv's own queue is read.
+ * write of a large replay can take long to a client that reads), so what Node dispatched to libuv less
+ * what libuv still queues is read when Node keeps them.
  */
 const sent = (response: NodeHttp.ServerResponse) => {
   const socket = response.socket
   if (socket === null) return 0
-  const internals = socket as unknown as SocketInternals
-  const dispatched = internals._bytesDispatched
-  const queued = internals._handle?.writeQueueSize
-  return typeof dispatched === "number" && typeof queued === "number"
+  const dispatched = numberAt(socket, "_bytesDispatched")
+  const queued = numberAt(Reflect.get(socket, "_handle"), "writeQueueSize")
+  return dispatched !== undefined && queued !== undefined
     ? dispatched - queued
     : socket.bytesWritten - socket.writableLength
 }
@@ -119,9 +120,9 @@ export const makeOpenStreams = Effect.gen(function*() {
       for (const stream of open) {
         // what the response holds and what its socket has not sent yet
         const waiting = stream.response.writableLength
-        const written = sent(stream.response)
-        const moved = written !== stream.written
-        stream.written = written
+        const sentNow = sent(stream.response)
+        const moved = sentNow !== stream.sent
+        stream.sent = sentNow
         if (waiting === 0 || moved) stream.stalledSince = undefined
         else if (waiting > maxBufferedBytes) cut.push(stream)
         else if (stream.stalledSince === undefined) stream.stalledSince = now
@@ -146,33 +147,22 @@ export const makeOpenStreams = Effect.gen(function*() {
   return open
 })
 
-/**
- * Waits until the response is flushed to the kernel or its connection closed (until then the stall
- * check still watches it: an ended stream's last frames may wait for a client that stopped reading).
- */
-const closed = (response: NodeHttp.ServerResponse) =>
-  Effect.async<void>((resume) => {
-    if (response.destroyed || response.writableFinished) return resume(Effect.void)
-    const done = () => resume(Effect.void)
-    response.once("close", done)
-    return Effect.sync(() => response.off("close", done))
-  })
+/** The response is flushed to the kernel or its connection is closed: it emits nothing more. */
+const isClosed = (response: NodeHttp.ServerResponse) => response.destroyed || response.writableFinished
 
-/** Waits until the response's buffers hold less than `replayLowWater`, or it is closed. */
-const drained = (stream: Open) =>
+/** Waits until `ready()` holds, checked now and at each of the response's `events` (and at its close). */
+const until = (response: NodeHttp.ServerResponse, ready: () => boolean, events: ReadonlyArray<string>) =>
   Effect.async<void>((resume) => {
-    const response = stream.response
-    if (stream.ended || response.destroyed || response.writableLength < replayLowWater) return resume(Effect.void)
-    const done = () => {
-      response.off("drain", done)
-      response.off("close", done)
+    if (ready() || isClosed(response)) return resume(Effect.void)
+    const names = [...events, "close"]
+    const check = () => {
+      if (!ready() && !isClosed(response)) return
+      for (const name of names) response.off(name, check)
       resume(Effect.void)
     }
-    response.on("drain", done)
-    response.on("close", done)
+    for (const name of names) response.on(name, check)
     return Effect.sync(() => {
-      response.off("drain", done)
-      response.off("close", done)
+      for (const name of names) response.off(name, check)
     })
   })
 
@@ -195,16 +185,17 @@ export const respondFanned = <A>(
       "cache-control": "no-cache, no-transform",
       "x-accel-buffering": "no"
     })
-    const stream: Open = { response, written: 0, stalledSince: undefined, ended: false }
+    const stream: Open = { response, sent: 0, stalledSince: undefined, ended: false }
     write(stream, opening)
     open.add(stream)
     yield* Effect.addFinalizer(() => Effect.sync(() => open.delete(stream)))
     yield* subscribe({
       deliver: (events) => write(stream, frames(events)),
       end: () => end(stream),
-      ready: drained(stream),
+      // a replay reads its next page once the client's buffers are below the low-water mark
+      ready: until(response, () => stream.ended || response.writableLength < replayLowWater, ["drain"]),
       onGone: (leave) => {
-        if (response.destroyed || response.writableFinished) leave()
+        if (isClosed(response)) leave()
         else response.once("close", leave)
       }
     }).pipe(
@@ -216,6 +207,7 @@ export const respondFanned = <A>(
       Effect.scoped
     )
     end(stream)
-    yield* closed(response)
+    // until its last frames are sent the stall check still watches it (its client may have stopped reading)
+    yield* until(response, () => false, [])
     return HttpServerResponse.empty()
   })
