@@ -7,9 +7,8 @@
  *
  * The batch's events never wait for a client: each live event is written to every subscriber of the
  * batch in one pass (one fan-out per batch and process). A client that reads nothing for
- * `stallTimeout` while frames wait for it (or has more than 8 MiB waiting) is disconnected and resumes
- * from its last id. (Routes without a fan-out,
- * campaigns', buffer `streamBufferSize` events per client with the same stall rule.)
+ * `stallTimeout` while frames wait for it is disconnected and resumes from its last id. (Routes
+ * without a fan-out, campaigns', buffer `streamBufferSize` events per client with the same stall rule.)
  *
  * Answers: 200 (the stream), 204 (a settled batch with nothing after `Last-Event-ID`: `EventSource`
  * stops reconnecting), 400 (invalid id or sequence), 401, 404 (unknown or another tenant's batch),

@@ -46,12 +46,6 @@ export const framesOf = <A>(frame: (event: A) => Uint8Array) => {
   }
 }
 
-/**
- * The most bytes of frames a fanned-out client may have waiting without taking any: past this it is cut
- * at the next check instead of after the stall timeout.
- */
-const maxBufferedBytes = 8 * 1024 * 1024
-
 /** A replay reads its next page from the log only once the client's buffers hold less than this. */
 const replayLowWater = 1024 * 1024
 
@@ -124,7 +118,6 @@ export const makeOpenStreams = Effect.gen(function*() {
         const moved = sentNow !== stream.sent
         stream.sent = sentNow
         if (waiting === 0 || moved) stream.stalledSince = undefined
-        else if (waiting > maxBufferedBytes) cut.push(stream)
         else if (stream.stalledSince === undefined) stream.stalledSince = now
         else if (now - stream.stalledSince >= stallMs) cut.push(stream)
       }
